@@ -1,0 +1,71 @@
+"""Defaults in one place: `Settings`, overridable by `calm-rag.toml` and `CALM_RAG_*` env vars.
+
+Precedence (lowest to highest): the dataclass defaults, `./calm-rag.toml` (or the file named
+by `CALM_RAG_CONFIG`), environment variables, then explicit CLI flags / keyword arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from calm_rag.errors import CalmRagError
+
+
+@dataclass(frozen=True)
+class Settings:
+    generator: str = "qwen2.5-coder-1.5b-instruct"
+    """Default generator: a short name from `calm-rag models list`, a hub id or a local path."""
+    embedder: str = "embeddinggemma-300m"
+    index_dir: Path = Path("indexes")
+    """Home of built indexes: ./indexes/<name>/."""
+    model_cache: Path = Path.home() / ".cache" / "calm-rag" / "models"
+    """Where offline bundles are provisioned (`calm-rag models pull`)."""
+    languages: tuple[str, ...] = ("en", "zh", "de", "fr", "it", "ja")
+    samples: int = 3
+    device: str = "auto"
+
+
+_ENV = {
+    "generator": "CALM_RAG_GENERATOR",
+    "embedder": "CALM_RAG_EMBEDDER",
+    "index_dir": "CALM_RAG_INDEX_DIR",
+    "model_cache": "CALM_RAG_MODEL_CACHE",
+    "languages": "CALM_RAG_LANGUAGES",
+    "samples": "CALM_RAG_SAMPLES",
+    "device": "CALM_RAG_DEVICE",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in ("index_dir", "model_cache"):
+        return Path(str(value)).expanduser()
+    if name == "languages":
+        return tuple(value.split(",")) if isinstance(value, str) else tuple(value)
+    if name == "samples":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise CalmRagError(f"samples must be an integer, got {value!r}") from None
+    return str(value)
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Defaults <- TOML file <- environment."""
+    settings = Settings()
+    known = {f.name for f in fields(Settings)}
+    path = config_file or Path(os.environ.get("CALM_RAG_CONFIG", "calm-rag.toml"))
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise CalmRagError(f"cannot read settings file {path}: {error}") from None
+        unknown = set(data) - known
+        if unknown:
+            raise CalmRagError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+        settings = replace(settings, **{key: _coerce(key, value) for key, value in data.items()})
+    overrides = {name: _coerce(name, os.environ[var]) for name, var in _ENV.items() if os.environ.get(var)}
+    return replace(settings, **overrides)
