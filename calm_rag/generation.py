@@ -1,0 +1,224 @@
+"""The generation backend over transformers: load once, generate many prompts in few batched calls.
+
+Why batched: cross-lingual voting asks the same question in L languages x K samples. One
+left-padded `generate` call over all L*K prompts (split only by `batch_size`, the memory budget)
+is several times faster than a loop of single calls (see bench/sampling.py).
+
+`label_distributions` serves `direct` mode: instead of sampling K answers it reads the exact
+probability of each option label from the next-token logits after the localized answer label.
+Each label is pooled over its with- and without-space single-token variants (" C" and "C");
+labels that are not single tokens are scored as full sequences instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from calm_rag.errors import CalmRagError
+from calm_rag.prompts import Message
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    """0 means greedy decoding."""
+    top_p: float = 0.95
+    seed: int = 0
+    batch_size: int = 32
+    """At most this many sequences per `generate` call: the memory budget."""
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise CalmRagError("max_new_tokens must be at least 1")
+        if self.temperature < 0:
+            raise CalmRagError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise CalmRagError("top_p must be in (0, 1]")
+        if self.batch_size < 1:
+            raise CalmRagError("batch_size must be at least 1")
+
+
+GREEDY = GenerationConfig(temperature=0.0)
+Progress = Callable[[int], None]
+"""Called with the number of prompts just finished."""
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CalmRagError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+    except KeyError:
+        raise CalmRagError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+
+
+def check_adapter_base(adapter: Path, accepted_bases: Sequence[str]) -> None:
+    """Refuse an adapter trained on another base model (its adapter_config names the base)."""
+    config_file = adapter / "adapter_config.json"
+    if not config_file.is_file():
+        raise CalmRagError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
+    known = {str(name).rstrip("/") for name in accepted_bases if name}
+    if base and base.rstrip("/") not in known:
+        raise CalmRagError(f"adapter {adapter} was trained on {base!r}, not on the model given "
+                           f"({', '.join(sorted(known))}); pass the matching --model")
+
+
+class Generator:
+    """A causal LM and its tokenizer, ready for batched chat generation and label scoring."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str = "model") -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        if not self.has_chat_template:
+            print(f"Note: {name} has no chat template; using plain prompts.", file=sys.stderr)
+        self._label_tokens: dict[str, list[int]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @classmethod
+    def load(cls, name_or_path: str, *, adapter: str | Path | None = None, device: str = "auto",
+             dtype: str = "auto") -> Generator:
+        """Resolve `name_or_path` (short name, hub id or local folder), load it, attach a LoRA adapter."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from calm_rag.models import resolve_model
+
+        resolved = resolve_model(name_or_path, role="generator")
+        target = pick_device(device)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+            model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=pick_dtype(dtype, target))
+        except (OSError, ValueError) as error:
+            raise CalmRagError(f"cannot load generator from {resolved.path}: {error}".splitlines()[0]) from None
+        if adapter is not None:
+            from peft import PeftModel
+
+            adapter_path = Path(adapter)
+            check_adapter_base(adapter_path, [str(resolved.path), resolved.name, resolved.hub_id or ""])
+            model = PeftModel.from_pretrained(model, adapter_path)
+        return cls(model.to(target), tokenizer, name=resolved.hub_id or resolved.name)
+
+    # ---- prompts ------------------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message], prefill: str = "") -> str:
+        """Messages -> the prompt string: the chat template when the model has one, plain text otherwise.
+        `prefill` starts the assistant's reply (direct mode's answer label)."""
+        if self.has_chat_template:
+            text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        else:
+            text = "\n\n".join(message["content"] for message in messages) + "\n\n"
+        return text + prefill
+
+    def _encode(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        # The chat template already wrote the special tokens; adding them again would double a BOS.
+        special = not self.has_chat_template
+        encoded = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=special)
+        return {key: value.to(self.device) for key, value in encoded.items()}
+
+    def _chunks(self, prompts: Sequence[str], batch_size: int) -> list[list[int]]:
+        """Indices of `prompts` grouped into batches of similar length (less padding)."""
+        order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))
+        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+    # ---- generation ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(),
+                 progress: Progress | None = None) -> list[str]:
+        """One completion per prompt, in input order. Repeat a prompt to get several samples of it."""
+        outputs: list[str] = [""] * len(prompts)
+        for chunk_number, indices in enumerate(self._chunks(prompts, config.batch_size)):
+            torch.manual_seed(config.seed + chunk_number)
+            inputs = self._encode([prompts[index] for index in indices])
+            sampling: dict[str, Any] = (
+                {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p}
+                if config.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None,
+                                                "top_k": None})
+            try:
+                generated = self.model.generate(**inputs, max_new_tokens=config.max_new_tokens,
+                                                pad_token_id=self.tokenizer.pad_token_id, **sampling)
+            except torch.OutOfMemoryError:
+                raise CalmRagError("out of memory while generating; lower --batch-size or --max-new-tokens"
+                                   ) from None
+            new_tokens = generated[:, inputs["input_ids"].shape[1]:]
+            for index, text in zip(indices, self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
+                outputs[index] = text.strip()
+            if progress:
+                progress(len(indices))
+        return outputs
+
+    # ---- direct mode --------------------------------------------------------------------------
+
+    def _single_token_ids(self, label: str) -> list[int]:
+        """Token ids that spell `label` alone, with and without a leading space."""
+        if label not in self._label_tokens:
+            ids = []
+            for variant in (label, " " + label):
+                encoded = self.tokenizer.encode(variant, add_special_tokens=False)
+                if len(encoded) == 1 and encoded[0] not in ids:
+                    ids.append(encoded[0])
+            self._label_tokens[label] = ids
+        return self._label_tokens[label]
+
+    @torch.inference_mode()
+    def label_distributions(self, prompts: Sequence[str], label_sets: Sequence[Sequence[str]],
+                            batch_size: int = 32, progress: Progress | None = None) -> list[dict[str, float]]:
+        """For each prompt (ending right after the answer label), the probability of each of its labels,
+        renormalized over those labels so that it sums to 1."""
+        results: list[dict[str, float]] = [{} for _ in prompts]
+        for indices in self._chunks(prompts, batch_size):
+            inputs = self._encode([prompts[index] for index in indices])
+            logits = self.model(**inputs).logits[:, -1, :].float()
+            log_probs = torch.log_softmax(logits, dim=-1)
+            for row, index in enumerate(indices):
+                labels = label_sets[index]
+                scores: dict[str, float] = {}
+                for label in labels:
+                    token_ids = self._single_token_ids(label)
+                    if token_ids:
+                        scores[label] = float(torch.logsumexp(log_probs[row, token_ids], dim=0))
+                missing = [label for label in labels if label not in scores]
+                if missing:
+                    scores.update(self._sequence_scores(prompts[index], missing))
+                values = torch.tensor([scores[label] for label in labels])
+                results[index] = dict(zip(labels, torch.softmax(values, dim=0).tolist()))
+            if progress:
+                progress(len(indices))
+        return results
+
+    def _sequence_scores(self, prompt: str, labels: Sequence[str]) -> dict[str, float]:
+        """Log-probability of each label spelled out after `prompt` (fallback for multi-token labels)."""
+        prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=not self.has_chat_template)
+        scores = {}
+        for label in labels:
+            label_ids = self.tokenizer.encode(" " + label, add_special_tokens=False)
+            ids = torch.tensor([prompt_ids + label_ids], device=self.device)
+            log_probs = torch.log_softmax(self.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+            positions = range(len(prompt_ids) - 1, len(prompt_ids) - 1 + len(label_ids))
+            scores[label] = float(sum(log_probs[pos, tok] for pos, tok in zip(positions, label_ids)))
+        return scores

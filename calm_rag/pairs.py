@@ -1,0 +1,122 @@
+"""CALM preference pairs: responses that agree with the cross-lingual majority are *chosen*,
+those that disagree are *rejected*.
+
+Rule (per question and language): every parsed response whose letter differs from the majority
+becomes one rejected response, paired with an agreeing response of the same language (cycling
+through them). When no response in that language agrees, the chosen one is a majority response
+from another language (the first in language order) translated into this language by the
+generator; such pairs are marked `translated`. In `direct` mode the chosen answer is simply the
+majority option's label and text in this language, so nothing needs translating.
+
+Both answers end in the canonical localized line "Antwort: C) Krankenhaus", with the letter of
+the prompt the rejected response saw (options may have been rotated), so the model learns the
+option's content, not a letter. Rows are conversational prompt/chosen/rejected, as TRL's
+DPOTrainer takes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from calm_rag.extraction import split_explanation
+from calm_rag.languages import get_language
+from calm_rag.prompts import Message, Mode, mcq_messages
+from calm_rag.responses import Response
+from calm_rag.translation import Translator
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """A rejected response and the response that will become its chosen counterpart."""
+
+    id: str
+    lang: str
+    majority: str
+    rejected: Response
+    chosen: Response | None
+    """None in direct mode, where the chosen answer is built from the majority option itself."""
+
+    @property
+    def needs_translation(self) -> bool:
+        return self.chosen is not None and self.chosen.lang != self.lang
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    id: str
+    lang: str
+    majority: str
+    translated: bool
+    prompt: list[Message]
+    chosen: list[Message]
+    rejected: list[Message]
+
+    def to_record(self) -> dict[str, Any]:
+        return {"id": self.id, "lang": self.lang, "majority": self.majority, "translated": self.translated,
+                "prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
+
+
+def plan_pairs(question_id: str, responses_by_lang: Mapping[str, Sequence[Response]], majority: str,
+               mode: Mode = "cot") -> list[PairPlan]:
+    """Every pair this question yields, before any translation."""
+    agreeing = {lang: [r for r in responses if r.letter == majority] for lang, responses in responses_by_lang.items()}
+    donor = next((responses[0] for responses in agreeing.values() if responses), None)
+    plans = []
+    for lang, responses in responses_by_lang.items():
+        rejected = [r for r in responses if r.letter is not None and r.letter != majority]
+        for number, response in enumerate(rejected):
+            if mode == "direct":
+                chosen = None
+            elif agreeing[lang]:
+                chosen = agreeing[lang][number % len(agreeing[lang])]
+            elif donor is not None:
+                chosen = donor
+            else:
+                continue
+            plans.append(PairPlan(question_id, lang, majority, response, chosen))
+    return plans
+
+
+def _answer(explanation: str, response: Response, original_label: str) -> str:
+    """An explanation (possibly empty) followed by the canonical answer line in `response`'s label space."""
+    shown = response.shown_label(original_label)
+    line = get_language(response.lang).answer_line(shown, response.shown.choice_text(shown))
+    return f"{explanation}\n{line}" if explanation else line
+
+
+def _prompt(response: Response, mode: Mode) -> list[Message]:
+    return list(response.prompt) if response.prompt else mcq_messages(response.shown, mode)
+
+
+def realize_pairs(plans: Sequence[PairPlan], mode: Mode = "cot", translator: Translator | None = None
+                  ) -> tuple[list[PreferencePair], list[PairPlan]]:
+    """Turn plans into pairs. Plans that need translation but have no translator are returned as pending."""
+    explanations: dict[int, str] = {}
+    to_translate = [plan for plan in plans if plan.needs_translation]
+    if translator is not None and to_translate:
+        requests = [(split_explanation(plan.chosen.text, plan.chosen.lang), plan.chosen.lang, plan.lang)
+                    for plan in to_translate if plan.chosen is not None]
+        for plan, text in zip(to_translate, translator.translate_many(requests)):
+            explanations[id(plan)] = text
+    pairs, pending = [], []
+    for plan in plans:
+        rejected = plan.rejected
+        assert rejected.letter is not None
+        if plan.needs_translation and id(plan) not in explanations:
+            pending.append(plan)
+            continue
+        if mode == "direct" or plan.chosen is None:
+            chosen_text, rejected_text = _answer("", rejected, plan.majority), _answer("", rejected, rejected.letter)
+        else:
+            explanation = explanations.get(id(plan)) or split_explanation(plan.chosen.text, plan.lang)
+            chosen_text = _answer(explanation, rejected, plan.majority)
+            rejected_text = _answer(split_explanation(rejected.text, plan.lang), rejected, rejected.letter)
+        pairs.append(PreferencePair(
+            id=plan.id, lang=plan.lang, majority=plan.majority, translated=plan.needs_translation,
+            prompt=_prompt(rejected, mode),
+            chosen=[{"role": "assistant", "content": chosen_text}],
+            rejected=[{"role": "assistant", "content": rejected_text}],
+        ))
+    return pairs, pending

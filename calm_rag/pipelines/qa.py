@@ -1,0 +1,242 @@
+"""`CalmQA`: the answer-time pipeline, zero-shot or with retrieval (RAG).
+
+ask(question, lang, choices) -> retrieve passages (when an index is set) -> self-translate the
+question and options into the other languages -> sample K answers per language in one batched
+call (passages in every language's prompt) -> cross-lingual vote -> answer in the user's
+language with an explanation written in (or translated into) that language.
+
+Models load once in `from_config`; `ask_batch` batches translation and sampling across
+questions, so a QA app answers many questions per generate call.
+"""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from calm_rag.config import Settings, load_settings
+from calm_rag.errors import CalmRagError
+from calm_rag.extraction import split_explanation
+from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.languages import get_language, parse_languages
+from calm_rag.pipelines.answer import Answer
+from calm_rag.pipelines.sampling import SamplingConfig, sample_responses, vote_responses
+from calm_rag.prompts import Mode, Passage
+from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
+from calm_rag.responses import Response
+from calm_rag.translation import Translator
+
+StageProgress = Callable[[str, int, int], None]
+"""Called as (stage, done, total) while a batch is answered."""
+
+
+@dataclass(frozen=True)
+class QAConfig:
+    model: str | None = None
+    """Generator: short name, hub id or local path (default: settings.generator)."""
+    adapter: str | None = None
+    languages: tuple[str, ...] | None = None
+    samples: int | None = None
+    mode: Mode = "cot"
+    permute: bool = True
+    balanced: bool = False
+    index: str | None = None
+    index_dir: Path | None = None
+    top_k: int = 5
+    device: str = "auto"
+    dtype: str = "auto"
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+    def __post_init__(self) -> None:
+        if self.top_k <= 0:
+            raise CalmRagError("top-k must be a positive integer")
+
+    @classmethod
+    def from_toml(cls, path: Path) -> QAConfig:
+        """A `[qa]` table (or the whole file), with an optional `[qa.generation]` table."""
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise CalmRagError(f"cannot read config {path}: {error}") from None
+        return cls.from_dict(data.get("qa", data))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QAConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise CalmRagError(f"unknown QA settings {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(data)
+        if "generation" in values:
+            values["generation"] = GenerationConfig(**values["generation"])
+        if "languages" in values:
+            values["languages"] = tuple(parse_languages(values["languages"]))
+        if "index_dir" in values:
+            values["index_dir"] = Path(values["index_dir"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class QuestionRequest:
+    question: str
+    lang: str
+    choices: Sequence[str]
+
+
+def _source(hit: Any) -> dict[str, Any]:
+    return {"id": hit.id, "source": hit.source, "text": hit.text, "lang": hit.lang, "score": float(hit.score)}
+
+
+class CalmQA:
+    """Load once, answer many: the library entry point for QA apps."""
+
+    def __init__(self, generator: Generator, config: QAConfig | None = None, settings: Settings | None = None,
+                 index: Any | None = None) -> None:
+        self.generator = generator
+        self.config = config or QAConfig()
+        self.settings = settings or load_settings()
+        self.translator = Translator(generator)
+        self._index = index
+
+    @classmethod
+    def from_config(cls, config: QAConfig | Path | str | None = None, **overrides: Any) -> CalmQA:
+        """Build from a `QAConfig`, a TOML file, or defaults; keyword overrides win."""
+        if isinstance(config, (str, Path)):
+            config = QAConfig.from_toml(Path(config))
+        config = replace(config or QAConfig(), **overrides)
+        settings = load_settings()
+        generator = Generator.load(config.model or settings.generator, adapter=config.adapter,
+                                   device=config.device, dtype=config.dtype)
+        return cls(generator, config, settings)
+
+    @property
+    def index(self) -> Any | None:
+        """The retrieval index, opened on first use (checked before any generation work)."""
+        if self._index is None and self.config.index:
+            from calm_rag.indexes import Index
+
+            self._index = Index.open(self.config.index, index_dir=self.config.index_dir or self.settings.index_dir)
+        return self._index
+
+    def ask(self, question: str, lang: str, choices: Sequence[str], **overrides: Any) -> Answer:
+        """Answer one multiple-choice question asked in `lang`."""
+        return self.ask_batch([QuestionRequest(question, lang, list(choices))], **overrides)[0]
+
+    def _languages(self, override: Sequence[str] | None) -> list[str]:
+        return parse_languages(list(override or self.config.languages or self.settings.languages))
+
+    def ask_batch(self, requests: Sequence[QuestionRequest], languages: Sequence[str] | None = None,
+                  samples: int | None = None, progress: StageProgress | None = None) -> list[Answer]:
+        """Answer several questions; translation and sampling are batched across all of them."""
+        started = time.perf_counter()
+        report = progress or (lambda stage, done, total: None)
+        sources: list[MCQuestion] = []
+        for number, request in enumerate(requests):
+            if not request.question or not request.question.strip():
+                raise CalmRagError("the question is empty")
+            lang = get_language(request.lang).code
+            sources.append(MCQuestion(f"q{number}", lang, request.question.strip(), make_choices(list(request.choices))))
+        wanted = self._languages(languages)
+        union = tuple(dict.fromkeys([*wanted, *(q.lang for q in sources)]))
+        sampling = SamplingConfig(
+            languages=union, samples=samples or self.config.samples or self.settings.samples,
+            mode=self.config.mode, permute=self.config.permute, balanced=self.config.balanced,
+            generation=self.config.generation)
+
+        hits: list[list[Any]] = [[] for _ in sources]
+        if self.index is not None:
+            report("retrieving", 0, len(sources))
+            hits = self.index.search([q.question for q in sources], self.config.top_k)
+            report("retrieving", len(sources), len(sources))
+
+        parallel = self._translate(sources, wanted, report)
+        passages = [[Passage(hit.text, hit.source, hit.lang) for hit in found] for found in hits]
+        total = sum(len(question.versions) for question in parallel) * sampling.samples
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            report("sampling", done, total)
+
+        responses = sample_responses(self.generator, parallel, sampling, passages, progress=advance)
+        explanations = self._explanations(parallel, responses, sampling.balanced)
+        elapsed = time.perf_counter() - started
+        return [self._answer(parallel[i], responses[i], explanations[i], hits[i], sampling, elapsed)
+                for i in range(len(sources))]
+
+    @staticmethod
+    def _with_own(languages: list[str], own: str) -> list[str]:
+        """The sampled languages always include the user's own."""
+        return languages if own in languages else [*languages, own]
+
+    def _translate(self, sources: list[MCQuestion], wanted: list[str], report: StageProgress
+                   ) -> list[ParallelQuestion]:
+        report("translating", 0, len(sources))
+        targets = [[lang for lang in self._with_own(wanted, q.lang) if lang != q.lang] for q in sources]
+        requests = [(q.question, q.lang, t) for q, ts in zip(sources, targets) for t in ts]
+        requests += [(c.text, q.lang, t) for q, ts in zip(sources, targets) for t in ts for c in q.choices]
+        self.translator.translate_many(requests)
+        parallel = []
+        for question, langs in zip(sources, targets):
+            versions = {question.lang: question}
+            versions.update(self.translator.translate_questions(question, langs))
+            parallel.append(ParallelQuestion(question.id, versions, question.lang))
+        report("translating", len(sources), len(sources))
+        return parallel
+
+    def _explanations(self, questions: list[ParallelQuestion], responses: list[dict[str, list[Response]]],
+                      balanced: bool) -> list[str]:
+        """A short explanation in the user's language from a response that agrees with the consensus;
+        translated from another language's agreeing response when none in the user's language agrees."""
+        if self.config.mode == "direct":
+            return ["" for _ in questions]
+        found: list[str] = []
+        pending: list[tuple[int, str, str, str]] = []
+        for number, (question, by_lang) in enumerate(zip(questions, responses)):
+            winner = vote_responses(question, by_lang, balanced).winner
+            own = [r for r in by_lang.get(question.source_lang, []) if winner and r.letter == winner]
+            other = [r for rs in by_lang.values() for r in rs if winner and r.letter == winner]
+            found.append(split_explanation(own[0].text, own[0].lang) if own else "")
+            if not own and other:
+                pending.append((number, split_explanation(other[0].text, other[0].lang), other[0].lang,
+                                question.source_lang))
+        if pending:
+            translated = self.translator.translate_many([(text, src, tgt) for _, text, src, tgt in pending])
+            for (number, *_), text in zip(pending, translated):
+                found[number] = text
+        return found
+
+    def _answer(self, question: ParallelQuestion, responses: dict[str, list[Response]], explanation: str,
+                hits: list[Any], sampling: SamplingConfig, elapsed: float) -> Answer:
+        vote = vote_responses(question, responses, sampling.balanced)
+        source = question.versions[question.source_lang]
+        abstained = vote.winner is None
+        return Answer(
+            answer=vote.winner,
+            answer_text=source.choice_text(vote.winner) if vote.winner else None,
+            explanation=explanation,
+            lang=source.lang,
+            question=source.question,
+            choices=[{"label": c.label, "text": c.text} for c in source.choices],
+            votes={lang: [r.letter for r in items] for lang, items in responses.items()},
+            distribution=vote.distribution,
+            consistency=vote.consistency,
+            language_majorities=vote.language_majorities,
+            languages=list(responses),
+            model=self.generator.name,
+            mode=sampling.mode,
+            samples=sampling.samples,
+            support=vote.support,
+            abstained=abstained,
+            message=("no sample in any language stated a parseable answer; abstaining" if abstained
+                     else ("tie broken deterministically (see calm_rag.voting)" if vote.tied else "")),
+            adapter=self.config.adapter,
+            sources=[_source(hit) for hit in hits],
+            translations={lang: version.question for lang, version in question.versions.items()},
+            elapsed_s=round(elapsed, 3),
+        )

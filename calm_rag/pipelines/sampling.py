@@ -1,0 +1,110 @@
+"""CALM sampling: every question in every language, K samples each, in few batched calls.
+
+Option-order permutation is the source of variation between samples: sample k of the i-th
+language sees the options rotated by i*K + k positions (see `MCQuestion.permuted`), and its
+answer is mapped back to the original labels before voting. Over the L*K samples every option
+appears in every position about equally often, which cancels a model's preference for one
+letter. In `direct` mode each "sample" is the exact label distribution of one rotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from calm_rag.errors import CalmRagError
+from calm_rag.extraction import extract_letter
+from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.languages import PAPER_LANGUAGES, get_language
+from calm_rag.prompts import Mode, Passage, answer_prefill, mcq_messages
+from calm_rag.questions import MCQuestion, ParallelQuestion
+from calm_rag.responses import Response
+from calm_rag.voting import VoteResult, cross_lingual_vote
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    languages: tuple[str, ...] = PAPER_LANGUAGES
+    samples: int = 3
+    """K: samples per language (rotations per language in direct mode)."""
+    mode: Mode = "cot"
+    permute: bool = True
+    balanced: bool = False
+    """Language-balanced voting: each language's samples share one vote."""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise CalmRagError("samples must be at least 1")
+        if self.mode not in ("cot", "direct"):
+            raise CalmRagError(f"unknown mode {self.mode!r}; use cot or direct")
+        for code in self.languages:
+            get_language(code)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    question: int
+    lang: str
+    shown: MCQuestion
+    label_map: dict[str, str]
+    prompt: tuple[dict[str, str], ...]
+
+
+def _languages_of(question: ParallelQuestion, languages: Sequence[str]) -> list[str]:
+    """The configured languages this question has a version in (every one, for parallel datasets)."""
+    present = [lang for lang in languages if lang in question.versions]
+    if not present:
+        raise CalmRagError(f"question {question.id} has no version in any of {', '.join(languages)}")
+    return present
+
+
+def _slots(questions: Sequence[ParallelQuestion], config: SamplingConfig,
+           passages: Sequence[Sequence[Passage]] | None) -> list[_Slot]:
+    slots = []
+    for number, question in enumerate(questions):
+        context = passages[number] if passages else ()
+        for lang in _languages_of(question, config.languages):
+            lang_index = config.languages.index(lang)
+            for sample in range(config.samples):
+                shift = lang_index * config.samples + sample if config.permute else 0
+                shown, label_map = question.versions[lang].permuted(shift)
+                slots.append(_Slot(number, lang, shown, label_map, tuple(mcq_messages(shown, config.mode, context))))
+    return slots
+
+
+def sample_responses(generator: Generator, questions: Sequence[ParallelQuestion], config: SamplingConfig,
+                     passages: Sequence[Sequence[Passage]] | None = None, progress: Progress | None = None
+                     ) -> list[dict[str, list[Response]]]:
+    """For each question: language -> its K responses, in sample order. A question is sampled in the
+    configured languages it has a version in."""
+    slots = _slots(questions, config, passages)
+    results: list[dict[str, list[Response]]] = [
+        {lang: [] for lang in _languages_of(question, config.languages)} for question in questions]
+    if config.mode == "direct":
+        prompts = [generator.render(slot.prompt, prefill=answer_prefill(slot.lang)) for slot in slots]
+        distributions = generator.label_distributions(prompts, [slot.shown.labels for slot in slots],
+                                                      batch_size=config.generation.batch_size, progress=progress)
+        for slot, shown_distribution in zip(slots, distributions):
+            distribution = {slot.label_map[label]: p for label, p in shown_distribution.items()}
+            best_shown = max(shown_distribution, key=shown_distribution.__getitem__)
+            text = get_language(slot.lang).answer_line(best_shown, slot.shown.choice_text(best_shown))
+            results[slot.question][slot.lang].append(Response(
+                slot.lang, text, slot.label_map[best_shown], slot.shown, slot.label_map, distribution, slot.prompt))
+    else:
+        prompts = [generator.render(slot.prompt) for slot in slots]
+        for slot, text in zip(slots, generator.generate(prompts, config.generation, progress=progress)):
+            shown_letter = extract_letter(text, slot.lang, slot.shown.choices)
+            letter = slot.label_map[shown_letter] if shown_letter else None
+            results[slot.question][slot.lang].append(
+                Response(slot.lang, text, letter, slot.shown, slot.label_map, None, slot.prompt))
+    return results
+
+
+def vote_responses(question: ParallelQuestion, responses: dict[str, list[Response]], balanced: bool = False
+                   ) -> VoteResult:
+    """The cross-lingual vote over one question's responses, in its original label order."""
+    ballots = {lang: [response.ballot for response in items] for lang, items in responses.items()}
+    return cross_lingual_vote(ballots, question.labels, balanced=balanced)

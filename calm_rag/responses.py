@@ -1,0 +1,40 @@
+"""`Response`: one sampled answer of the generator, with everything voting and pairs need.
+
+Letters are kept in two label spaces: `shown` is the question as the model saw it (options
+possibly rotated), `label_map` maps its labels back to the original ones, and `letter` /
+`distribution` are already in the original label space, so votes from differently ordered
+prompts and different languages can be added up directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from calm_rag.prompts import Message
+from calm_rag.questions import MCQuestion
+
+
+@dataclass(frozen=True)
+class Response:
+    lang: str
+    text: str
+    letter: str | None
+    """The extracted answer in the original label space; None when nothing parseable was stated."""
+    shown: MCQuestion
+    label_map: dict[str, str] = field(default_factory=dict)
+    """Shown label -> original label (identity when options were not permuted)."""
+    distribution: dict[str, float] | None = None
+    """`direct` mode: the exact probability of each original label (sums to 1)."""
+    prompt: tuple[Message, ...] = ()
+    """The exact conversational prompt this response answered (reused as the prompt of DPO pairs)."""
+
+    @property
+    def ballot(self) -> dict[str, float]:
+        """This response's vote: a soft distribution in direct mode, one full vote otherwise."""
+        if self.distribution is not None:
+            return dict(self.distribution)
+        return {self.letter: 1.0} if self.letter else {}
+
+    def shown_label(self, original: str) -> str:
+        """The label under which original option `original` appears in this response's prompt."""
+        return next((shown for shown, orig in self.label_map.items() if orig == original), original)
