@@ -86,6 +86,13 @@ class QuestionRequest:
     lang: str
     choices: Sequence[str]
 
+    def to_question(self, question_id: str = "q0") -> MCQuestion:
+        """Validate (empty question, unknown language, fewer than 2 choices) and build the question."""
+        if not self.question or not self.question.strip():
+            raise CalmRagError("the question is empty")
+        lang = get_language(self.lang).code
+        return MCQuestion(question_id, lang, self.question.strip(), make_choices(list(self.choices)))
+
 
 def _source(hit: Any) -> dict[str, Any]:
     return {"id": hit.id, "source": hit.source, "text": hit.text, "lang": hit.lang, "score": float(hit.score)}
@@ -134,12 +141,7 @@ class CalmQA:
         """Answer several questions; translation and sampling are batched across all of them."""
         started = time.perf_counter()
         report = progress or (lambda stage, done, total: None)
-        sources: list[MCQuestion] = []
-        for number, request in enumerate(requests):
-            if not request.question or not request.question.strip():
-                raise CalmRagError("the question is empty")
-            lang = get_language(request.lang).code
-            sources.append(MCQuestion(f"q{number}", lang, request.question.strip(), make_choices(list(request.choices))))
+        sources = [request.to_question(f"q{number}") for number, request in enumerate(requests)]
         wanted = self._languages(languages)
         union = tuple(dict.fromkeys([*wanted, *(q.lang for q in sources)]))
         sampling = SamplingConfig(

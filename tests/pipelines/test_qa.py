@@ -1,0 +1,82 @@
+import pytest
+
+from calm_rag.errors import CalmRagError
+from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
+from calm_rag.pipelines.runnable import CalmQARunnable
+from tests.fakes import FakeGenerator
+
+CHOICES = ["Blumenbeet", "Florida Keys", "Gezeitenbecken", "Korallenmeer", "Aquarium"]
+QUESTION = "Wo im Osten der USA findet man eine Anemone?"
+
+
+def make_qa(knowledge: dict[str, str], **config: object) -> tuple[CalmQA, FakeGenerator]:
+    generator = FakeGenerator(knowledge)
+    defaults = {"languages": ("en", "zh", "de"), "samples": 2}
+    return CalmQA(generator, QAConfig(**(defaults | config))), generator  # type: ignore[arg-type]
+
+
+def test_consensus_from_other_languages_with_translated_explanation() -> None:
+    # German samples answer nothing parseable; English and Chinese (self-translated) pick "Gezeitenbecken"
+    qa, _ = make_qa({"en": "[en] Gezeitenbecken", "zh": "[zh] Gezeitenbecken"})
+    answer = qa.ask(QUESTION, "de", CHOICES)
+    assert answer.answer == "C" and answer.answer_text == "Gezeitenbecken"
+    assert answer.votes == {"en": ["C", "C"], "zh": ["C", "C"], "de": [None, None]}
+    assert answer.language_majorities == {"en": "C", "zh": "C", "de": None}
+    assert answer.consistency == 1.0
+    assert answer.distribution == {"C": 1.0}
+    assert answer.translations["en"] == f"[en] {QUESTION}"
+    assert answer.explanation.startswith("[de] ")  # translated into the user's language
+    assert answer.languages == ["en", "zh", "de"]
+
+
+def test_explanation_from_own_language_when_it_agrees() -> None:
+    qa, _ = make_qa({"de": "Gezeitenbecken", "en": "[en] Korallenmeer"}, languages=("en", "de"), samples=3)
+    answer = qa.ask(QUESTION, "de", CHOICES)
+    # 3 German votes for C against 3 English votes for D: tie on votes and languages -> earlier label C
+    assert answer.answer == "C" and "tie" in answer.message
+    assert answer.explanation == "Weil Gezeitenbecken."
+
+
+def test_user_language_is_always_sampled() -> None:
+    qa, _ = make_qa({"ko": "Gezeitenbecken"}, languages=("en", "zh"))
+    answer = qa.ask(QUESTION, "de", CHOICES)
+    assert answer.languages == ["en", "zh", "de"]
+
+
+def test_abstains_when_nothing_parses() -> None:
+    qa, _ = make_qa({})
+    answer = qa.ask(QUESTION, "de", CHOICES)
+    assert answer.abstained and answer.answer is None and "abstain" in answer.message
+
+
+def test_ask_batch_batches_across_questions() -> None:
+    qa, generator = make_qa({"en": "[en] Gezeitenbecken", "de": "Blumenbeet"})
+    requests = [QuestionRequest(QUESTION, "de", CHOICES), QuestionRequest("Zweite Frage?", "de", CHOICES)]
+    generator.generate_calls.clear()
+    answers = qa.ask_batch(requests)
+    assert len(answers) == 2
+    # one translation call: 2 questions + 5 shared options (translated once, cached) x 2 targets
+    assert generator.generate_calls[0] == (2 + 5) * 2
+    assert 2 * 3 * 2 in generator.generate_calls  # one sampling call: 2 questions x 3 languages x 2 samples
+
+
+@pytest.mark.parametrize(("question", "lang", "choices", "message"), [
+    ("", "de", CHOICES, "empty"),
+    ("Frage?", "xx", CHOICES, "unknown language code 'xx'"),
+    ("Frage?", "de", ["nur eine"], "at least 2 choices"),
+])
+def test_bad_requests(question: str, lang: str, choices: list[str], message: str) -> None:
+    qa, _ = make_qa({})
+    with pytest.raises(CalmRagError, match=message):
+        qa.ask(question, lang, choices)
+
+
+def test_langchain_runnable_invoke_and_batch() -> None:
+    qa, _ = make_qa({"en": "[en] Gezeitenbecken"})
+    runnable = CalmQARunnable(qa)
+    answer = runnable.invoke({"question": QUESTION, "lang": "de", "choices": CHOICES})
+    assert answer.answer == "C"
+    answers = runnable.batch([{"question": QUESTION, "lang": "de", "choices": CHOICES}] * 2)
+    assert [a.answer for a in answers] == ["C", "C"]
+    chained = runnable | (lambda a: a.answer_text)
+    assert chained.invoke({"question": QUESTION, "lang": "de", "choices": CHOICES}) == "Gezeitenbecken"

@@ -1,0 +1,50 @@
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from calm_rag.cli import app
+
+runner = CliRunner()
+CHOICES = ["--choice", "Blumenbeet", "--choice", "Florida Keys", "--choice", "Gezeitenbecken",
+           "--choice", "Korallenmeer", "--choice", "Aquarium"]
+
+
+def test_ask_end_to_end_json(tiny_lm_path: Path) -> None:
+    result = runner.invoke(app, ["ask", "Wo im Osten der USA findet man eine Anemone?", "--lang", "de", *CHOICES,
+                                 "--languages", "en,zh,de", "--samples", "2", "--model", str(tiny_lm_path),
+                                 "--max-new-tokens", "12", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    for key in ("answer", "answer_text", "explanation", "lang", "votes", "distribution", "consistency", "languages",
+                "model", "sources"):
+        assert key in answer
+    assert answer["lang"] == "de" and answer["languages"] == ["en", "zh", "de"]
+    assert {lang: len(votes) for lang, votes in answer["votes"].items()} == {"en": 2, "zh": 2, "de": 2}
+    assert answer["abstained"] == (answer["answer"] is None)
+    if answer["distribution"]:
+        assert abs(sum(answer["distribution"].values()) - 1) < 1e-6
+
+
+def test_ask_direct_mode_always_answers(tiny_lm_path: Path) -> None:
+    result = runner.invoke(app, ["ask", "Wo findet man eine Anemone?", "--lang", "de", *CHOICES, "--languages",
+                                 "en,de", "--samples", "1", "--mode", "direct", "--model", str(tiny_lm_path),
+                                 "--max-new-tokens", "8"])
+    assert result.exit_code == 0, result.output
+    assert "Cross-lingual vote" in result.stdout and "Answer (de)" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ask", "Frage?", "--lang", "xx", *CHOICES], "unknown language code 'xx'"),
+    (["ask", "Frage?", "--lang", "de", "--choice", "nur eine"], "at least 2 choices"),
+    (["ask", "  ", "--lang", "de", *CHOICES], "question is empty"),
+    (["ask", "Frage?", "--lang", "de", *CHOICES, "--languages", "en,qq"], "unknown language code 'qq'"),
+    (["ask", "Frage?", "--lang", "de", *CHOICES, "--model", "/no/such/model"], "/no/such/model"),
+    (["ask", "Frage?", "--lang", "de", *CHOICES, "--mode", "fast"], "unknown mode"),
+])
+def test_ask_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,67 @@
+from calm_rag.pairs import plan_pairs, realize_pairs
+from calm_rag.prompts import mcq_messages
+from calm_rag.questions import MCQuestion, make_choices
+from calm_rag.responses import Response
+from calm_rag.translation import Translator
+from tests.fakes import FakeGenerator
+
+DE = MCQuestion("q1", "de", "Woher kamen die Patienten?", make_choices(["Stadt", "Krankenhaus", "Schulen"]))
+EN = MCQuestion("q1", "en", "Where did the patients come from?", make_choices(["town", "hospital", "schools"]))
+
+
+def response(question: MCQuestion, text: str, letter: str | None, shift: int = 0) -> Response:
+    shown, label_map = question.permuted(shift)
+    return Response(question.lang, text, letter, shown, label_map, None, tuple(mcq_messages(shown)))
+
+
+def test_rejected_paired_with_agreeing_response_in_same_language() -> None:
+    responses = {
+        "de": [response(DE, "Weil Unfälle.\nAntwort: B", "B"), response(DE, "Antwort: A", "A"),
+               response(DE, "Antwort: C", "C"), response(DE, "???", None)],
+        "en": [response(EN, "Answer: B", "B")],
+    }
+    plans = plan_pairs("q1", responses, "B")
+    assert [(plan.lang, plan.rejected.letter) for plan in plans] == [("de", "A"), ("de", "C")]
+    pairs, pending = realize_pairs(plans)
+    assert not pending
+    assert all(not pair.translated for pair in pairs)
+    assert pairs[0].chosen[0]["content"] == "Weil Unfälle.\nAntwort: B) Krankenhaus"
+    assert pairs[0].rejected[0]["content"] == "Antwort: A) Stadt"
+    record = pairs[0].to_record()
+    assert set(record) == {"id", "lang", "majority", "translated", "prompt", "chosen", "rejected"}
+    assert record["prompt"][0]["role"] == "user" and record["chosen"][0]["role"] == "assistant"
+
+
+def test_chosen_uses_the_rejected_prompts_option_order() -> None:
+    rotated = response(DE, "Antwort: A", "B", shift=1)  # shown order: Krankenhaus, Schulen, Stadt
+    responses = {"de": [rotated, response(DE, "Antwort: C", "C"), response(DE, "Erklärung: X\nAntwort: B", "B")]}
+    pairs, _ = realize_pairs(plan_pairs("q1", responses, "C"))
+    rotated_pair = pairs[0]
+    # majority C (Schulen) sits at shown label B in the rotated prompt; the rejected B (Krankenhaus) at A
+    assert rotated_pair.chosen[0]["content"].endswith("Antwort: B) Schulen")
+    assert rotated_pair.rejected[0]["content"].endswith("Antwort: A) Krankenhaus")
+    assert "A. Krankenhaus" in rotated_pair.prompt[0]["content"]
+
+
+def test_cross_language_chosen_needs_translation() -> None:
+    responses = {"de": [response(DE, "Antwort: A", "A")], "en": [response(EN, "Explanation: Injuries.\nAnswer: B", "B")]}
+    plans = plan_pairs("q1", responses, "B")
+    assert len(plans) == 1 and plans[0].needs_translation
+    pairs, pending = realize_pairs(plans, translator=None)
+    assert pairs == [] and pending == plans
+    pairs, pending = realize_pairs(plans, translator=Translator(FakeGenerator({})))  # type: ignore[arg-type]
+    assert not pending and pairs[0].translated
+    assert pairs[0].chosen[0]["content"] == "[de] Injuries.\nAntwort: B) Krankenhaus"
+
+
+def test_direct_mode_never_translates() -> None:
+    responses = {"de": [response(DE, "Antwort: A) Stadt", "A")], "en": [response(EN, "Answer: B) hospital", "B")]}
+    pairs, pending = realize_pairs(plan_pairs("q1", responses, "B", mode="direct"), mode="direct")
+    assert not pending
+    assert pairs[0].chosen[0]["content"] == "Antwort: B) Krankenhaus"
+    assert not pairs[0].translated
+
+
+def test_unanimous_question_yields_no_pairs() -> None:
+    responses = {"de": [response(DE, "Antwort: B", "B")], "en": [response(EN, "Answer: B", "B")]}
+    assert plan_pairs("q1", responses, "B") == []
