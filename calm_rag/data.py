@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from calm_rag.errors import CalmRagError
 from calm_rag.questions import MCQuestion, ParallelQuestion
 
 
-def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) for each non-empty line; a malformed line is an error naming it."""
+def read_jsonl(path: Path, on_bad_line: Callable[[str], None] | None = None) -> list[tuple[int, dict]]:
+    """(line number, record) for each non-empty line. A line that is not a JSON object is an error naming
+    it, or, with `on_bad_line`, reported to that callback and skipped."""
+
+    def bad(message: str) -> None:
+        if on_bad_line is None:
+            raise CalmRagError(message)
+        on_bad_line(message)
+
     records = []
     try:
         with path.open(encoding="utf-8") as handle:
@@ -27,9 +34,11 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as error:
-                    raise CalmRagError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+                    bad(f"{path}:{number}: not valid JSON ({error.msg})")
+                    continue
                 if not isinstance(record, dict):
-                    raise CalmRagError(f"{path}:{number}: expected a JSON object")
+                    bad(f"{path}:{number}: expected a JSON object")
+                    continue
                 records.append((number, record))
     except (OSError, UnicodeDecodeError) as error:
         raise CalmRagError(f"cannot read {path}: {error}") from None

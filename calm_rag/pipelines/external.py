@@ -57,7 +57,7 @@ def load_samples(path: Path, languages: Sequence[str] | None = None, on_error: O
             raise CalmRagError(f"{message} (use --on-error skip to skip such lines)")
         skipped.append(message)
 
-    for number, record in _records(path, problem):
+    for number, record in read_jsonl(path, problem):
         where = f"{path}:{number}"
         try:
             question = MCQuestion.from_record(record, where=where)
@@ -94,30 +94,6 @@ def load_samples(path: Path, languages: Sequence[str] | None = None, on_error: O
     if not by_id:
         raise CalmRagError(f"{path}: no usable records" + (f" for languages {', '.join(languages)}" if languages else ""))
     return SamplesFile(list(by_id.values()), list(languages or seen_languages), skipped)
-
-
-def _records(path: Path, problem: Any) -> list[tuple[int, dict[str, Any]]]:
-    """Like `read_jsonl`, but a line that is not a JSON object is a per-line problem, not a fatal error."""
-    import json
-
-    rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise CalmRagError(f"cannot read {path}: {error}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            problem(f"{path}:{number}: not valid JSON ({error.msg})")
-            continue
-        if not isinstance(record, dict):
-            problem(f"{path}:{number}: expected a JSON object")
-            continue
-        rows.append((number, record))
-    return rows
 
 
 def vote_samples(samples: SamplesFile, balanced: bool = False, translator: Translator | None = None,

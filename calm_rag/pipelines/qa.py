@@ -29,6 +29,7 @@ from calm_rag.prompts import Mode, Passage
 from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
 from calm_rag.responses import Response
 from calm_rag.translation import Translator
+from calm_rag.voting import VoteResult
 
 StageProgress = Callable[[str, int, int], None]
 """Called as (stage, done, total) while a batch is answered."""
@@ -166,20 +167,16 @@ class CalmQA:
             report("sampling", done, total)
 
         responses = sample_responses(self.generator, parallel, sampling, passages, progress=advance)
-        explanations = self._explanations(parallel, responses, sampling.balanced)
+        votes = [vote_responses(question, by_lang, sampling.balanced) for question, by_lang in zip(parallel, responses)]
+        explanations = self._explanations(parallel, responses, votes)
         elapsed = time.perf_counter() - started
-        return [self._answer(parallel[i], responses[i], explanations[i], hits[i], sampling, elapsed)
+        return [self._answer(parallel[i], responses[i], votes[i], explanations[i], hits[i], sampling, elapsed)
                 for i in range(len(sources))]
-
-    @staticmethod
-    def _with_own(languages: list[str], own: str) -> list[str]:
-        """The sampled languages always include the user's own."""
-        return languages if own in languages else [*languages, own]
 
     def _translate(self, sources: list[MCQuestion], wanted: list[str], report: StageProgress
                    ) -> list[ParallelQuestion]:
         report("translating", 0, len(sources))
-        targets = [[lang for lang in self._with_own(wanted, q.lang) if lang != q.lang] for q in sources]
+        targets = [[lang for lang in wanted if lang != q.lang] for q in sources]
         requests = [(q.question, q.lang, t) for q, ts in zip(sources, targets) for t in ts]
         requests += [(c.text, q.lang, t) for q, ts in zip(sources, targets) for t in ts for c in q.choices]
         self.translator.translate_many(requests)
@@ -192,15 +189,15 @@ class CalmQA:
         return parallel
 
     def _explanations(self, questions: list[ParallelQuestion], responses: list[dict[str, list[Response]]],
-                      balanced: bool) -> list[str]:
+                      votes: list[VoteResult]) -> list[str]:
         """A short explanation in the user's language from a response that agrees with the consensus;
         translated from another language's agreeing response when none in the user's language agrees."""
         if self.config.mode == "direct":
             return ["" for _ in questions]
         found: list[str] = []
         pending: list[tuple[int, str, str, str]] = []
-        for number, (question, by_lang) in enumerate(zip(questions, responses)):
-            winner = vote_responses(question, by_lang, balanced).winner
+        for number, (question, by_lang, vote) in enumerate(zip(questions, responses, votes)):
+            winner = vote.winner
             own = [r for r in by_lang.get(question.source_lang, []) if winner and r.letter == winner]
             other = [r for rs in by_lang.values() for r in rs if winner and r.letter == winner]
             found.append(split_explanation(own[0].text, own[0].lang) if own else "")
@@ -213,9 +210,8 @@ class CalmQA:
                 found[number] = text
         return found
 
-    def _answer(self, question: ParallelQuestion, responses: dict[str, list[Response]], explanation: str,
-                hits: list[Any], sampling: SamplingConfig, elapsed: float) -> Answer:
-        vote = vote_responses(question, responses, sampling.balanced)
+    def _answer(self, question: ParallelQuestion, responses: dict[str, list[Response]], vote: VoteResult,
+                explanation: str, hits: list[Any], sampling: SamplingConfig, elapsed: float) -> Answer:
         source = question.versions[question.source_lang]
         abstained = vote.winner is None
         return Answer(
