@@ -13,7 +13,6 @@ labels that are not single tokens are scored as full sequences instead.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +83,10 @@ def check_adapter_base(adapter: Path, accepted_bases: Sequence[str]) -> None:
 class Generator:
     """A causal LM and its tokenizer, ready for batched chat generation and label scoring."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "model") -> None:
+    def __init__(self, model: Any, tokenizer: Any, name: str = "model", plain_prompts: bool = False) -> None:
+        """`plain_prompts`: accept a model without a chat template (a base model) and prompt it with plain
+        text. Off by default because an instruct model whose template went missing answers badly
+        without it, and that should be a clear error rather than silently worse answers."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -92,8 +94,8 @@ class Generator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
-        if not self.has_chat_template:
-            print(f"Note: {name} has no chat template; using plain prompts.", file=sys.stderr)
+        if not self.has_chat_template and not plain_prompts:
+            raise CalmRagError(f"model {name} has no chat template; pass --plain-prompts to prompt it with plain text")
         self._label_tokens: dict[str, list[int]] = {}
 
     @property
@@ -102,7 +104,7 @@ class Generator:
 
     @classmethod
     def load(cls, name_or_path: str, *, adapter: str | Path | None = None, device: str = "auto",
-             dtype: str = "auto") -> Generator:
+             dtype: str = "auto", plain_prompts: bool = False) -> Generator:
         """Resolve `name_or_path` (short name, hub id or local folder), load it, attach a LoRA adapter."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -121,7 +123,7 @@ class Generator:
             adapter_path = Path(adapter)
             check_adapter_base(adapter_path, [str(resolved.path), resolved.name, resolved.hub_id or ""])
             model = PeftModel.from_pretrained(model, adapter_path)
-        return cls(model.to(target), tokenizer, name=resolved.hub_id or resolved.name)
+        return cls(model.to(target), tokenizer, name=resolved.hub_id or resolved.name, plain_prompts=plain_prompts)
 
     # ---- prompts ------------------------------------------------------------------------------
 
@@ -193,7 +195,8 @@ class Generator:
         results: list[dict[str, float]] = [{} for _ in prompts]
         for indices in self._chunks(prompts, batch_size):
             inputs = self._encode([prompts[index] for index in indices])
-            logits = self.model(**inputs).logits[:, -1, :].float()
+            # Only the last position's logits: the full (batch x length x vocab) tensor is GBs for Qwen.
+            logits = self.model(**inputs, logits_to_keep=1).logits[:, -1, :].float()
             log_probs = torch.log_softmax(logits, dim=-1)
             for row, index in enumerate(indices):
                 labels = label_sets[index]

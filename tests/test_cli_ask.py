@@ -48,3 +48,14 @@ def test_ask_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> 
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_model_without_chat_template_is_a_clear_error(tmp_path: Path) -> None:
+    from calm_rag.testing import build_tiny_causal_lm
+
+    base = build_tiny_causal_lm(tmp_path / "base", chat_template=False)
+    args = ["ask", "Frage?", "--lang", "de", *CHOICES, "--languages", "de", "--samples", "1", "--model", str(base),
+            "--max-new-tokens", "4", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "no chat template" in result.output
+    assert runner.invoke(app, [*args, "--plain-prompts"]).exit_code == 0

@@ -1,4 +1,10 @@
+from pathlib import Path
+
+import pytest
 import torch
+
+from calm_rag.errors import CalmRagError
+from calm_rag.testing import build_tiny_causal_lm
 
 from calm_rag.generation import GenerationConfig, Generator
 from calm_rag.prompts import answer_prefill, mcq_messages
@@ -13,13 +19,14 @@ def test_render_uses_chat_template_and_prefill(tiny_generator: Generator) -> Non
     assert prompt.endswith("<|im_start|>assistant\nAntwort:")
 
 
-def test_plain_prompt_without_chat_template(tiny_generator: Generator) -> None:
-    tiny_generator.has_chat_template = False
-    try:
-        prompt = tiny_generator.render([{"role": "user", "content": "Frage"}], prefill="Antwort:")
-    finally:
-        tiny_generator.has_chat_template = True
-    assert prompt == "Frage\n\nAntwort:"
+def test_model_without_chat_template_needs_plain_prompts(tmp_path: Path) -> None:
+    path = build_tiny_causal_lm(tmp_path / "base", chat_template=False)
+    with pytest.raises(CalmRagError, match="no chat template; pass --plain-prompts"):
+        Generator.load(str(path), device="cpu")
+    generator = Generator.load(str(path), device="cpu", plain_prompts=True)
+    assert generator.render([{"role": "user", "content": "Frage"}], prefill="Antwort:") == "Frage\n\nAntwort:"
+    assert len(generator.generate([generator.render([{"role": "user", "content": "Frage"}])],
+                                  GenerationConfig(max_new_tokens=3))) == 1
 
 
 def test_batched_generation_keeps_prompt_order_and_is_reproducible(tiny_generator: Generator) -> None:

@@ -50,6 +50,8 @@ class QAConfig:
     top_k: int = 5
     device: str = "auto"
     dtype: str = "auto"
+    plain_prompts: bool = False
+    """Allow a generator without a chat template (prompted with plain text)."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:
@@ -118,7 +120,7 @@ class CalmQA:
         config = replace(config or QAConfig(), **overrides)
         settings = load_settings()
         generator = Generator.load(config.model or settings.generator, adapter=config.adapter,
-                                   device=config.device, dtype=config.dtype)
+                                   device=config.device, dtype=config.dtype, plain_prompts=config.plain_prompts)
         return cls(generator, config, settings)
 
     @property
