@@ -160,6 +160,7 @@ def ask(
     seed: int = typer.Option(0, help="Random seed (same seed, same samples)."),
     batch_size: int = typer.Option(32, help="Most sequences per generate call (memory budget)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    plain_prompts: bool = typer.Option(False, help="Allow a model without a chat template (plain-text prompts)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as one JSON object."),
 ) -> None:
     """Answer a multiple-choice question by cross-lingual self-consistency: ask it in several languages,
@@ -175,7 +176,7 @@ def ask(
     qa_config = QAConfig(
         model=model, adapter=adapter, languages=tuple(parse_languages(languages)) if languages else None,
         samples=samples, mode=mode, permute=permute, balanced=balanced, index=index,  # type: ignore[arg-type]
-        index_dir=Path(index_dir) if index_dir else None, top_k=top_k, device=device,
+        index_dir=Path(index_dir) if index_dir else None, top_k=top_k, device=device, plain_prompts=plain_prompts,
         generation=_generation_config(temperature, top_p, max_new_tokens, seed, batch_size))
     SamplingConfig(mode=qa_config.mode)
     with err_console.status("Loading models..."):
@@ -288,7 +289,8 @@ def _index_list(index_dir: str | None, as_json: bool) -> None:
         return
     table = Table(title=f"indexes in {root}")
     for column in ("name", "documents", "chunks", "embedder", "dim", "type", "size", "updated"):
-        table.add_column(column, overflow="fold", justify="right" if column in ("documents", "chunks", "dim") else "left")
+        numeric = column in ("documents", "chunks", "dim")
+        table.add_column(column, overflow="fold", justify="right" if numeric else "left")
     for info in infos:
         if info.error:
             table.add_row(info.name, "-", "-", f"[red]{info.error}[/]", "-", "-", _bytes_text(info.size_bytes), "-")
@@ -305,8 +307,9 @@ def index_command(
     name: str | None = typer.Option(None, "--name", "-n", help="Index name: a folder under --index-dir."),
     embedder: str | None = typer.Option(None, help="Embedder: short name, hub id or model folder "
                                                    "(default: settings for new indexes, the index's own for updates)."),
-    index_type: str | None = typer.Option(None, "--index-type", help="auto (exact below 50k chunks, HNSW above), "
-                                                                     "flat, hnsw or ivf (default: auto; updates keep theirs)."),
+    index_type: str | None = typer.Option(None, "--index-type",
+                                          help="auto (exact below 50k chunks, HNSW above), flat, hnsw or ivf "
+                                               "(default: auto; updates keep theirs)."),
     index_dir: str | None = typer.Option(None, help="Where indexes live (default ./indexes or CALM_RAG_INDEX_DIR)."),
     list_indexes: bool = typer.Option(False, "--list", help="List the indexes (name, size, embedder, ...) and exit."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-chunk and re-embed everything instead of updating."),
@@ -314,12 +317,18 @@ def index_command(
     chunk_overlap: int | None = typer.Option(None, help="Characters shared by neighbouring chunks (default 100)."),
     skip_bad_lines: bool = typer.Option(False, "--skip-bad-lines",
                                         help="Skip .jsonl lines without 'text' with a warning instead of failing."),
-    bf16: bool = typer.Option(False, "--bf16", help="Run the embedder in bfloat16."),
+    dtype: str = typer.Option("float32", "--dtype", help="Embedder precision: float32, bfloat16 (--bf16) or int8 "
+                                                          "(dynamic quantisation, CPU)."),
+    bf16: bool = typer.Option(False, "--bf16", help="Shorthand for --dtype bfloat16."),
     batch_size: int = typer.Option(32, min=1, help="Texts per embedder batch."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
 ) -> None:
     """Build a search index from files, or update it: only new and changed files are embedded, chunks of
-    deleted files are removed, and a failed run leaves the previous index intact."""
+    deleted files are removed, and a failed run leaves the previous index intact.
+
+    .jsonl files need a 'text' field per line; 'id' becomes the hit id (id#0, id#1, ... when a record is
+    split into several chunks), 'lang' the hit language (else it is detected), other fields its metadata.
+    .txt/.md chunks are named FILE#0, FILE#1, ..."""
     if list_indexes:
         _index_list(index_dir, as_json)
         return
@@ -339,7 +348,9 @@ def index_command(
         size = chunk_size if chunk_size is not None else ChunkingConfig.chunk_size
         overlap = chunk_overlap if chunk_overlap is not None else min(ChunkingConfig.chunk_overlap, max(size, 0) // 4)
         chunking = ChunkingConfig(chunk_size=size, chunk_overlap=overlap)
-    config = EmbedderConfig(dtype="bfloat16" if bf16 else "float32", batch_size=batch_size)
+    if dtype not in ("float32", "bfloat16", "int8"):
+        raise CalmRagError(f"unknown --dtype {dtype!r}; choose float32, bfloat16 or int8")
+    config = EmbedderConfig(dtype="bfloat16" if bf16 else dtype, batch_size=batch_size)  # type: ignore[arg-type]
     import contextlib
 
     status = err_console.status(f"Indexing into {name}...") if not as_json and sys.stderr.isatty() else None
@@ -414,7 +425,8 @@ def search_command(
     queries: str | None = typer.Option(None, "--queries", help="JSONL file, a 'text' field per line: many queries; "
                                                                "with --json, one JSON line per query in input order."),
     index_dir: str | None = typer.Option(None, help="Where indexes live (default ./indexes or CALM_RAG_INDEX_DIR)."),
-    as_json: bool = typer.Option(False, "--json", help="JSON on stdout: {'results': [...]}, or JSON lines with --queries."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="JSON on stdout: {'results': [...]}, or JSON lines with --queries."),
 ) -> None:
     """Retrieval alone: the best-matching chunks of an index for a query, with cosine scores."""
     from calm_rag.indexes import layout
@@ -443,7 +455,7 @@ def search_command(
         for start in range(0, len(records), block):
             chunk = records[start:start + block]
             results = opened.search([record["text"] for record in chunk], top_k)
-            for record, hits in zip(chunk, results):
+            for record, hits in zip(chunk, results, strict=True):
                 if as_json:
                     line: dict[str, Any] = {"query": record["text"]}
                     if "id" in record:
@@ -565,11 +577,211 @@ def models_pull(
         results.append(result)
         if not as_json:
             verb = "already provisioned and verified" if result.status == "skipped" else f"pulled in {result.seconds:.0f} s"
-            console.print(f"[green]✓[/] {result.name}: {verb}, {_size(result.size_bytes)} at {result.folder}")
+            console.print(f"[green]✓[/] {result.name}: {verb}, {_size(result.size_bytes)} at {result.folder}",
+                          soft_wrap=True, highlight=False)
     if as_json:
         print_json([{"name": r.name, "status": r.status, "folder": str(r.folder), "seconds": r.seconds,
                      "size_bytes": r.size_bytes} for r in results])
 
 # ---- train / merge commands -------------------------------------------------------------------
 
+
+def _render_training(summary: Any) -> None:
+    from rich.table import Table
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    table = Table(title=f"CALM training ({summary.metrics['mode']})")
+    for column in ("round", "questions", "targets", "skipped", "vote acc.", "pairs", "translated", "steps", "loss"):
+        table.add_column(column)
+    for metrics in summary.metrics["rounds"]:
+        vote = metrics.get("vote", {})
+        training = metrics["training"]
+        loss = training["train_loss"]
+        table.add_row(str(metrics["round"]), str(vote.get("questions", "-")), str(metrics.get("targets", "-")),
+                      str(sum(metrics["skipped"].values())) if "skipped" in metrics else "-",
+                      pct(vote.get("vote_accuracy")), str(metrics["pairs"]["total"]),
+                      pct(metrics["pairs"]["translated_share"]), str(training["steps"]),
+                      "-" if loss is None else f"{loss:.4f}")
+    console.print(table)
+    console.print(f"Adapter and reports in [bold]{summary.out}[/] (use it with `calm-rag ask ... --adapter "
+                  f"{summary.out}`)")
+
+
+@cli_command()
+def train(
+    dataset: str | None = typer.Argument(None, help="Parallel dataset folder: one <lang>.jsonl per language."),
+    pairs: str | None = typer.Option(None, "--pairs", help="Train on this preference-pairs JSONL instead of "
+                                                           "sampling (e.g. from `calm-rag vote --pairs-out`)."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/<dataset>-calm)."),
+    config_file: str | None = typer.Option(None, "--config", help="TOML recipe, e.g. pipelines/xcsqa-calm.toml; "
+                                                                  "flags override it."),
+    split: str | None = typer.Option(None, help="Dataset split to train on, e.g. train."),
+    limit: int | None = typer.Option(None, help="Only the first N questions."),
+    languages: str | None = typer.Option(None, help="Languages to sample in, e.g. en,zh,de,fr,it,ja."),
+    samples: int | None = typer.Option(None, min=1, help="Samples per language (rotations in direct mode)."),
+    mode: str | None = typer.Option(None, help="cot (explanation + answer) or direct (exact letter distribution)."),
+    model: str | None = typer.Option(None, help="Generator to align: short name, hub id or local path."),
+    adapter: str | None = typer.Option(None, help="Start from this LoRA adapter instead of a fresh one."),
+    rounds: int | None = typer.Option(None, min=1, help="CALM rounds; round n+1 samples with round n's adapter."),
+    permute: bool | None = typer.Option(None, "--permute/--no-permute", help="Rotate option order across samples."),
+    min_support: float | None = typer.Option(None, help="cot: winner's vote share needed to train on a question."),
+    min_margin: float | None = typer.Option(None, help="direct: soft-vote lead needed to train on a question."),
+    epochs: float | None = typer.Option(None, help="DPO epochs."),
+    learning_rate: float | None = typer.Option(None, help="DPO learning rate."),
+    batch_size: int | None = typer.Option(None, min=1, help="Pairs per device batch."),
+    max_length: int | None = typer.Option(None, min=16, help="Longest prompt+answer in tokens."),
+    beta: float | None = typer.Option(None, help="DPO beta (higher: stay closer to the base model)."),
+    seed: int | None = typer.Option(None, help="Random seed for sampling and training."),
+    device: str | None = typer.Option(None, help="auto, cpu or cuda."),
+    dtype: str | None = typer.Option(None, help="auto, float32, bfloat16 or float16."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out (or discard an interrupted run)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary and metrics as JSON."),
+) -> None:
+    """CALM self-alignment: sample answers in several languages, vote, prefer the cross-lingual consensus
+    over disagreeing answers, and train a LoRA adapter with DPO."""
+    from pathlib import Path
+
+    from calm_rag.training import CalmTrainConfig, train_calm, train_on_pairs
+
+    if (dataset is None) == (pairs is None):
+        raise CalmRagError("give a dataset folder to sample from, or --pairs FILE, not both")
+    config = CalmTrainConfig.from_toml(Path(config_file)) if config_file else CalmTrainConfig()
+    config = config.with_overrides(
+        languages=languages, samples=samples, mode=mode, model=model, rounds=rounds, permute=permute,
+        min_support=min_support, min_margin=min_margin, epochs=epochs, learning_rate=learning_rate,
+        batch_size=batch_size, max_length=max_length, beta=beta, seed=seed, device=device, dtype=dtype)
+    name = Path(dataset).name if dataset else Path(pairs or "pairs").stem
+    target = Path(out) if out else Path("runs") / f"{name}-calm"
+
+    def notify(message: str) -> None:
+        err_console.print(f"[yellow]{message}[/]", highlight=False, soft_wrap=True)
+
+    with _StageBar(enabled=not as_json) as bar:
+        if pairs is not None:
+            summary = train_on_pairs(Path(pairs), target, config, adapter=adapter, resume=resume,
+                                     overwrite=overwrite, progress=bar, notify=notify)
+        else:
+            assert dataset is not None
+            summary = train_calm(Path(dataset), target, config, split=split, limit=limit, adapter=adapter,
+                                 resume=resume, overwrite=overwrite, progress=bar, notify=notify)
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        _render_training(summary)
+
+
+@cli_command()
+def merge(
+    run: str = typer.Argument(..., help="A `calm-rag train` output folder (holds the adapter)."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder for the merged model and its tokenizer."),
+    model: str | None = typer.Option(None, help="Base model (default: the one the run was trained on)."),
+    dtype: str = typer.Option("auto", help="auto, float32, bfloat16 or float16."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Fold a trained CALM adapter into its base model and save a standalone model."""
+    from calm_rag.training import merge_adapter
+
+    with err_console.status("Merging..."):
+        result = merge_adapter(run, out, model, dtype=dtype, overwrite=overwrite)
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"Merged model written to [bold]{result['out']}[/]")
+
 # ---- eval command -----------------------------------------------------------------------------
+
+def _eval_progress() -> tuple[Any, Any]:
+    """A rich progress bar on stderr (only on a terminal, so --json and pipes stay clean)."""
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not err_console.is_terminal:
+        return nullcontext(), None
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err_console, transient=True)
+
+    def factory(label: str, total: int) -> Callable[[int], None]:
+        task = bar.add_task(f"eval ({label})", total=total)
+        return lambda done: bar.advance(task, done)
+
+    return bar, factory
+
+
+@cli_command(name="eval")
+def eval_command(
+    data: str = typer.Argument(..., help="Parallel dataset folder: one <lang>.jsonl per language."),
+    split: str | None = typer.Option(None, help="Split to evaluate, or 'all' (default: test)."),
+    languages: str | None = typer.Option(None, "--languages", "-l",
+                                         help="Languages, e.g. en,zh,de (default: en,zh,de,fr,it,ja)."),
+    mode: str | None = typer.Option(None, help="direct (default): the exact probability of each option letter after "
+                                                "the answer label (one forward pass, nothing to parse); cot: explain, "
+                                                "then answer (generated, parsed)."),
+    samples: int | None = typer.Option(None, "--samples", "-k", min=1,
+                                       help="Answers per language (default: 1); >1 in direct mode needs --permute."),
+    permute: bool | None = typer.Option(None, "--permute/--no-permute",
+                                        help="Rotate option order between samples (default: no-permute: the model "
+                                             "as-is, as the paper measures it)."),
+    balanced: bool | None = typer.Option(None, "--balanced/--unbalanced",
+                                         help="One vote per language in the cross-lingual vote "
+                                              "(default: unbalanced)."),
+    model: str | None = typer.Option(None, help="Generator: short name, hub id or folder (default: settings)."),
+    adapter: str | None = typer.Option(None, help="A CALM LoRA adapter folder to evaluate."),
+    compare_to: str | None = typer.Option(None, help="'base': also run the model without --adapter (loaded once) and "
+                                                     "show deltas; or an earlier report.json to compare with."),
+    index: str | None = typer.Option(None, help="Retrieval index: each language's prompt gets the passages "
+                                                "retrieved with that language's version of the question."),
+    index_dir: str | None = typer.Option(None, help="Where indexes live (default: ./indexes)."),
+    top_k: int | None = typer.Option(None, min=1, help="Passages per prompt with --index (default: 5)."),
+    limit: int | None = typer.Option(None, help="Only the first N questions of the split."),
+    batch_size: int | None = typer.Option(None, min=1, help="Prompts per forward/generate call (default: 16)."),
+    max_new_tokens: int | None = typer.Option(None, min=1, help="cot mode: longest answer (default: 384)."),
+    temperature: float | None = typer.Option(None, help="cot mode (default: greedy for 1 sample, else 0.7)."),
+    config: str | None = typer.Option(None, help="TOML file whose 'eval' table holds these settings; flags win."),
+    out: str | None = typer.Option(None, help="Write report.json, report.md and report.png here."),
+    cache_dir: str | None = typer.Option(None, help="Resume cache of finished items "
+                                                    "(default: OUT/cache, else ~/.cache/calm-rag/eval)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Ignore and replace cached items of this exact run."),
+    device: str | None = typer.Option(None, help="auto, cpu or cuda (default: settings)."),
+    dtype: str = typer.Option("auto", help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Evaluate a generator (or generator + CALM adapter) on a parallel multiple-choice dataset:
+    per-language accuracy and parse rate, cross-lingual vote accuracy, consistency, answer letters."""
+    from pathlib import Path
+
+    from calm_rag.config import load_settings
+    from calm_rag.evaluation import build_payload, load_eval_config, load_report, run_evaluation, write_reports
+    from calm_rag.evaluation.report import rich_tables
+
+    settings = load_settings()
+    flags = {"split": split, "languages": languages, "mode": mode, "samples": samples, "permute": permute,
+             "balanced": balanced, "index": index, "index_dir": index_dir, "top_k": top_k, "limit": limit,
+             "batch_size": batch_size, "max_new_tokens": max_new_tokens, "temperature": temperature}
+    eval_config = load_eval_config(Path(config) if config else None,
+                                   {key: value for key, value in flags.items() if value is not None})
+    baseline = None
+    if compare_to not in (None, "base"):
+        baseline = load_report(Path(compare_to))
+    out_dir = Path(out) if out else None
+    cache = Path(cache_dir) if cache_dir else (out_dir / "cache" if out_dir else settings.model_cache.parent / "eval")
+
+    progress, factory = _eval_progress()
+    with progress:
+        runs = run_evaluation(Path(data), eval_config, model=model or settings.generator,
+                              adapter=Path(adapter) if adapter else None, compare_base=compare_to == "base",
+                              cache_dir=cache, fresh=fresh, device=device or settings.device, dtype=dtype,
+                              settings=settings, progress=factory)
+    payload = build_payload(runs[0].to_dict(), runs[1].to_dict() if len(runs) > 1 else baseline)
+    written = write_reports(out_dir, payload) if out_dir else []
+    if as_json:
+        print_json(payload)
+        return
+    for table in rich_tables(payload):
+        console.print(table)
+    if written:
+        console.print("Reports: " + ", ".join(str(path) for path in written))

@@ -65,7 +65,8 @@ class ChunkingConfig:
             raise CalmRagError(f"chunk size must be positive, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise CalmRagError(
-                f"chunk overlap must be >= 0 and smaller than the chunk size ({self.chunk_size}), got {self.chunk_overlap}")
+                f"chunk overlap must be >= 0 and smaller than the chunk size ({self.chunk_size}), "
+                f"got {self.chunk_overlap}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

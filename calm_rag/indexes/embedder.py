@@ -9,7 +9,9 @@ Why this wrapper and not `SentenceTransformer.encode` directly:
   and the FAISS store computes cosine similarity as an inner product of unit vectors.
 - Texts are sorted by length before batching (less padding) and fed in slices so that a long
   encode shows one rich progress bar on stderr (stdout stays clean for --json).
-- `dtype="bfloat16"` halves memory and speeds up CPUs with bf16 units; outputs are float32.
+- `dtype="bfloat16"` halves memory and speeds up CPUs with bf16 units; `dtype="int8"` applies
+  torch's dynamic int8 quantisation to the Linear layers (CPU only: the ONNX backend cannot be
+  installed next to transformers 5, see bench/retrieval.py). Outputs are float32 either way.
 
 Model names go through `calm_rag.models.resolve_model(name, role="embedder")`, imported on first
 use so that `calm-rag --help` stays fast; an existing local folder is accepted as is.
@@ -29,7 +31,7 @@ import numpy as np
 
 from calm_rag.errors import CalmRagError
 
-DType = Literal["float32", "bfloat16"]
+DType = Literal["float32", "bfloat16", "int8"]
 Backend = Literal["torch", "onnx", "openvino"]
 
 _DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
@@ -103,6 +105,22 @@ def _pick_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _cast(model: Any, dtype: DType, name: str) -> Any:
+    import torch
+
+    if dtype == "bfloat16":
+        return model.to(torch.bfloat16)
+    if model.device.type != "cpu":
+        raise CalmRagError(f"int8 embedder ({name}) runs on CPU only; use --dtype bfloat16 on {model.device.type}")
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
 def _normalize(vectors: np.ndarray) -> np.ndarray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -161,10 +179,8 @@ class Embedder:
         except Exception as error:  # noqa: BLE001 - any load failure is the user's model folder
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CalmRagError(f"cannot load embedder {resolved.name!r} from {resolved.path}: {first}") from None
-        if config.dtype == "bfloat16" and config.backend == "torch":
-            import torch
-
-            model = model.to(torch.bfloat16)
+        if config.dtype != "float32" and config.backend == "torch":
+            model = _cast(model, config.dtype, resolved.name)
         if config.max_seq_length:
             model.max_seq_length = config.max_seq_length
         return cls(model, resolved, config)

@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
+_ALIASES = {"wuu": "zh", "yue": "zh", "cmn": "zh", "nb": "no", "nn": "no"}
+"""py3langid labels some Chinese as Wu; the rest of calm-rag knows Chinese as 'zh'."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -25,4 +27,4 @@ def detect_language(text: str) -> str | None:
     if not _LETTERS.search(text):
         return None
     code, _score = _identifier().classify(text)
-    return str(code)
+    return _ALIASES.get(str(code), str(code))

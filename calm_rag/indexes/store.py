@@ -7,7 +7,7 @@ embedder.py), so inner product is cosine similarity.
 Index types (`--index-type`):
 - `flat`: exact search (`IndexFlatIP`). Best below ~50k chunks, where it is fast enough anyway.
 - `hnsw`: `IndexHNSWFlat` graph, approximate, ~10-100x faster than exact on large corpora.
-- `ivf`: `IndexIVFFlat`, trained k-means lists; smaller build cost than HNSW, supports deletion.
+- `ivf`: `IndexIVFFlat`, trained k-means lists; much cheaper to build than HNSW, lower recall.
 - `auto`: flat below `StoreConfig.hnsw_threshold` vectors, HNSW at and above it. An auto index that
   grows past the threshold is converted on the next update (vectors are read back, not re-embedded).
 
@@ -16,7 +16,9 @@ tombstone set saved next to the index, and every search passes an `IDSelectorNot
 FAISS skips them while walking the graph (results are still the top-k among live vectors, not
 top-k-then-filter). When tombstones exceed `compact_ratio` (20%) of the stored vectors, the graph is
 rebuilt transparently from the live vectors it already stores (`reconstruct`), without
-re-embedding anything. Flat and IVF delete in place with `remove_ids`.
+re-embedding anything. IVF uses the same tombstones: `IndexIVF.remove_ids` does not renumber the
+remaining internal ids, which `IndexIDMap2.remove_ids` assumes, so removing in place would map
+later results to the wrong ids. Flat deletes in place with `remove_ids`.
 """
 
 from __future__ import annotations
@@ -190,6 +192,9 @@ class VectorStore:
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64)))
             if self.kind == "hnsw":
                 params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.config.hnsw_ef_search, k))
+            elif self.kind == "ivf":
+                nprobe = faiss.downcast_index(self.index.index).nprobe
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
             else:
                 params = faiss.SearchParameters(sel=selector)
             params._keep = selector  # keep the selector alive as long as the parameters
@@ -214,23 +219,14 @@ class VectorStore:
             self.index.add_with_ids(_as_vectors(vectors, self.dimension), ids)
 
     def remove(self, ids: Any) -> None:
-        """Delete `ids`: in place for flat/IVF, as tombstones for HNSW (see module docstring)."""
+        """Delete `ids`: in place for flat, as tombstones for HNSW and IVF (see module docstring)."""
         ids = _as_ids(ids)
         if not len(ids):
             return
-        if self.kind == "hnsw":
+        if self.kind != "flat":
             self.tombstones.update(int(i) for i in ids)
         else:
             self.index.remove_ids(ids)
-
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """Stored vectors of `ids` (exact: flat, HNSW-flat and IVF-flat keep the raw vectors)."""
-        out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        if self.kind == "ivf":
-            self.index.index.make_direct_map()
-        for row, vector_id in enumerate(ids):
-            out[row] = self.index.reconstruct(int(vector_id))
-        return out
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Live ids and their vectors, read back from the index."""
@@ -239,8 +235,8 @@ class VectorStore:
         if self.kind == "ivf":
             inner = faiss.downcast_index(self.index.index)
             inner.make_direct_map()
-            stored = np.vstack([inner.reconstruct(i) for i in range(inner.ntotal)]) if inner.ntotal else \
-                np.zeros((0, self.dimension), np.float32)
+            stored = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros((0, self.dimension), np.float32)
+            inner.make_direct_map(False)
         else:
             inner = faiss.downcast_index(self.index.index)
             stored = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else np.zeros((0, self.dimension), np.float32)

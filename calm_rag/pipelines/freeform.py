@@ -252,8 +252,8 @@ class FreeformQA:
         report("clustering", len(parallel), len(parallel))
         answers = self._in_user_language(parallel, clusterings)
         elapsed = round(time.perf_counter() - started, 3)
-        return [self._answer(question, by_lang, clustering, answer, translated, count, elapsed)
-                for question, by_lang, clustering, (answer, translated)
+        return [self._answer(question, by_lang, clustering, answer, translated_from, count, elapsed)
+                for question, by_lang, clustering, (answer, translated_from)
                 in zip(parallel, drawn, clusterings, answers)]
 
     def translate_questions(self, sources: Sequence[MCQuestion], languages: Sequence[str]) -> list[ParallelQuestion]:
@@ -277,28 +277,28 @@ class FreeformQA:
         return [cluster_samples(by_lang, cached, self.config.clustering) for by_lang in drawn]
 
     def _in_user_language(self, questions: Sequence[ParallelQuestion], clusterings: Sequence[Clustering]
-                          ) -> list[tuple[str | None, bool]]:
-        """(answer in the user's language, whether it was translated) per question; translations batched."""
-        answers: list[tuple[str | None, bool]] = []
+                          ) -> list[tuple[str | None, str | None]]:
+        """(answer in the user's language, the language it was translated from, if it was) per question;
+        the translations go in one batched call."""
+        answers: list[tuple[str | None, str | None]] = []
         pending: list[tuple[int, tuple[str, str, str]]] = []
         for number, (question, clustering) in enumerate(zip(questions, clusterings)):
             winner = clustering.winner
             own = winner.central_in(question.source_lang) if winner else None
-            answers.append((own.text if own else None, False))
+            answers.append((own.text if own else None, None))
             if winner and not own:
                 representative = winner.representative
                 pending.append((number, (representative.text, representative.lang, question.source_lang)))
         if pending:
-            for (number, _), text in zip(pending, self.translator.translate_many([req for _, req in pending])):
-                answers[number] = (text, True)
+            for (number, request), text in zip(pending, self.translator.translate_many([r for _, r in pending])):
+                answers[number] = (text, request[1])
         return answers
 
     def _answer(self, question: ParallelQuestion, drawn: dict[str, list[FreeformSample]], clustering: Clustering,
-                answer: str | None, translated: bool, samples: int, elapsed: float) -> FreeformAnswer:
-        message = clustering.message
-        if translated:
-            note = f"answer translated from {clustering.winner.representative.lang if clustering.winner else '?'}"
-            message = f"{message}; {note}" if message else note
+                answer: str | None, translated_from: str | None, samples: int, elapsed: float) -> FreeformAnswer:
+        notes = [clustering.message] if clustering.message else []
+        if translated_from:
+            notes.append(f"answer translated from {translated_from}: no {question.source_lang} sample agreed")
         return FreeformAnswer(
             answer=answer,
             lang=question.source_lang,
@@ -310,9 +310,9 @@ class FreeformQA:
             samples=samples,
             spans={lang: [s.span for s in items] for lang, items in drawn.items()},
             language_majorities=clustering.language_majorities,
-            answer_translated=translated,
+            answer_translated=translated_from is not None,
             abstained=clustering.abstained,
-            message=message,
+            message="; ".join(notes),
             translations={lang: version.question for lang, version in question.versions.items()},
             elapsed_s=elapsed,
         )
@@ -324,7 +324,9 @@ class FreeformQA:
 def load_encoder(name_or_path: str | None = None) -> Encode:
     """An `Encode` over calm-rag's embedder (default: the settings' embedder). Answers are compared with
     each other, a symmetric task, so the model's own sentence-similarity prompt is used where it ships
-    one (EmbeddingGemma's "STS"); otherwise its query prompt, on both sides alike."""
+    one (EmbeddingGemma's "STS", with which `DEFAULT_THRESHOLD` was measured); otherwise its query prompt,
+    on both sides alike. EmbeddingGemma's query prompt separates short answers worse (same meaning
+    0.46-1.00, related-but-different 0.32-0.80), which is why it is not the first choice."""
     from calm_rag.indexes import Embedder
 
     embedder = Embedder.load(name_or_path)

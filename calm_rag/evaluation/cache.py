@@ -1,0 +1,103 @@
+"""The resume cache: finished items of an eval, one JSON line each, in a file named by what produced them.
+
+The file name is a hash of everything that changes the answers: the model (hub id and
+revision, or its folder), the adapter's files, the eval settings that matter
+(`EvalConfig.fingerprint`), the prompts of the languages used, and the dataset files. A
+run with the same inputs continues where an interrupted one stopped; any change starts a
+new file instead of mixing answers. Lines are appended and flushed per finished batch of
+questions, so a kill loses at most one batch; a torn last line is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from calm_rag.errors import CalmRagError
+from calm_rag.evaluation.scoring import ItemRecord
+from calm_rag.languages import get_language
+
+KEY_LENGTH = 20
+
+
+def model_fingerprint(name: str) -> dict[str, Any]:
+    """Identity of a generator without hashing gigabytes: its hub id and pinned revision where known,
+    else its resolved folder."""
+    from calm_rag.models import resolve_model
+
+    resolved = resolve_model(name, role="generator")
+    return {"model": resolved.hub_id or resolved.name,
+            "revision": resolved.revision or str(resolved.path)}
+
+
+def adapter_fingerprint(adapter: Path) -> str:
+    """sha256 over an adapter folder's config and weight files (LoRA adapters are small)."""
+    digest = hashlib.sha256()
+    files = sorted(path for path in adapter.iterdir()
+                   if path.is_file() and path.name.startswith(("adapter_config", "adapter_model")))
+    if not files:
+        raise CalmRagError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def prompts_fingerprint(languages: Iterable[str]) -> str:
+    """Changes when a language's prompt wording changes, which invalidates cached answers."""
+    return hashlib.sha256(repr([get_language(lang) for lang in languages]).encode()).hexdigest()
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:KEY_LENGTH]
+
+
+class ItemCache:
+    """Append-only JSONL of `ItemRecord`s, with a `.meta.json` beside it that says what the key hashed."""
+
+    def __init__(self, folder: Path, parts: Mapping[str, Any]) -> None:
+        self.parts = dict(parts)
+        self.key = cache_key(self.parts)
+        self.path = Path(folder) / f"{self.key}.jsonl"
+
+    def load(self) -> dict[str, ItemRecord]:
+        """Cached records by question id; unreadable lines (a write cut short) are skipped."""
+        records: dict[str, ItemRecord] = {}
+        if not self.path.is_file():
+            return records
+        with self.path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = ItemRecord.from_json(json.loads(line))
+                except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                    continue
+                records[record.id] = record
+        return records
+
+    def append(self, records: Iterable[ItemRecord]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            meta = self.path.with_suffix(".meta.json")
+            if not meta.exists():
+                meta.write_text(json.dumps(self.parts, indent=2, default=str) + "\n", encoding="utf-8")
+            with self.path.open("a", encoding="utf-8") as handle:
+                if self._torn():
+                    handle.write("\n")  # end a line cut short so the next record starts on its own
+                for record in records:
+                    handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+                handle.flush()
+        except OSError as error:
+            raise CalmRagError(f"cannot write the eval cache {self.path}: {error}") from None
+
+    def _torn(self) -> bool:
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return False
+        with self.path.open("rb") as handle:
+            handle.seek(-1, 2)
+            return handle.read(1) != b"\n"
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -1,0 +1,172 @@
+"""Run an evaluation: load the data and the model once, answer every question in every language in
+batched calls, score, and cache finished items so that an interrupted run resumes.
+
+Work is cut into chunks of whole questions (about `CHUNK_BATCHES` generation batches each):
+inside a chunk every (question, language) prompt goes through one `sample_responses` call,
+so batches are full and length-sorted across questions and languages; after a chunk its
+items are appended to the cache. Each (question, language) pair is passed as its own
+single-language `ParallelQuestion`, which is what lets every language's prompt carry the
+passages retrieved for that language's version of the question.
+
+`--compare-to base` loads the model once: the adapter run uses the LoRA adapter, the base
+run the same weights inside peft's `disable_adapter()` context.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from calm_rag.config import Settings, load_settings
+from calm_rag.data import dataset_hash, load_parallel_dataset
+from calm_rag.errors import CalmRagError
+from calm_rag.evaluation.cache import ItemCache, adapter_fingerprint, model_fingerprint, prompts_fingerprint
+from calm_rag.evaluation.config import EvalConfig
+from calm_rag.evaluation.scoring import ItemRecord, score
+from calm_rag.generation import Generator
+from calm_rag.pipelines.sampling import sample_responses
+from calm_rag.prompts import Passage
+from calm_rag.questions import ParallelQuestion
+from calm_rag.responses import Response
+
+CHUNK_BATCHES = 4
+"""Generation batches per cached chunk: bigger chunks pad less, smaller ones lose less on a kill."""
+
+Progress = Callable[[int], None]
+ProgressFactory = Callable[[str, int], Progress]
+"""(run label, prompts to answer) -> a callback taking the number of prompts just answered."""
+
+
+@dataclass
+class EvalRun:
+    """One model (or model + adapter) evaluated on one selection of a dataset."""
+
+    label: str
+    """'model', 'adapter' or 'base': the run's role in a comparison."""
+    model: str
+    adapter: str | None
+    config: EvalConfig
+    data: str
+    data_hash: str
+    records: list[ItemRecord]
+    timings: dict[str, float | int] = field(default_factory=dict)
+    cache: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `calm-rag eval --json` for one run."""
+        summary = score(self.records, self.config.languages, self.config.balanced)
+        return {
+            "label": self.label, "model": self.model, "adapter": self.adapter, "data": self.data,
+            "data_hash": self.data_hash, "split": self.config.split, "languages": list(self.config.languages),
+            "mode": self.config.mode, "samples": self.config.samples, "permute": self.config.permute,
+            "balanced": self.config.balanced, "index": self.config.index,
+            "top_k": self.config.top_k if self.config.index else None,
+            "n_questions": summary.pop("questions"), **summary, "timings": self.timings, "cache": self.cache,
+        }
+
+
+def _chunks(items: Sequence[ParallelQuestion], size: int) -> Iterator[Sequence[ParallelQuestion]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def retrieve_passages(index: Any, questions: Sequence[ParallelQuestion], languages: Sequence[str],
+                      top_k: int) -> list[dict[str, list[Passage]]]:
+    """For each question, language -> the passages retrieved with that language's version as the query
+    (a multilingual index then serves each prompt in its own language, as it would serve a user)."""
+    queries = [question.versions[lang].question for question in questions for lang in languages]
+    hits = iter(index.search(queries, top_k))
+    return [{lang: [Passage(hit.text, hit.source, hit.lang) for hit in next(hits)] for lang in languages}
+            for _ in questions]
+
+
+def evaluate(generator: Generator, questions: Sequence[ParallelQuestion], config: EvalConfig, *,
+             cache: ItemCache | None = None, index: Any | None = None, progress: Progress | None = None
+             ) -> tuple[list[ItemRecord], dict[str, float | int]]:
+    """Records for `questions` (cached ones reused, the rest answered and cached) and the timings."""
+    started = time.perf_counter()
+    cached = cache.load() if cache else {}
+    pending = [question for question in questions if question.id not in cached]
+    sampling = config.sampling()
+    per_question = len(config.languages) * config.samples
+    if progress and len(pending) < len(questions):
+        progress((len(questions) - len(pending)) * per_question)
+    fresh: dict[str, ItemRecord] = {}
+    retrieve_s = 0.0
+    for chunk in _chunks(pending, max(1, config.batch_size * CHUNK_BATCHES // per_question)):
+        passages: list[list[Passage]] | None = None
+        if index is not None:
+            retrieve_started = time.perf_counter()
+            found = retrieve_passages(index, chunk, config.languages, config.top_k)
+            retrieve_s += time.perf_counter() - retrieve_started
+            passages = [found[number][lang] for number in range(len(chunk)) for lang in config.languages]
+        units = [ParallelQuestion(question.id, {lang: question.versions[lang]}, lang, question.answer)
+                 for question in chunk for lang in config.languages]
+        answered = iter(sample_responses(generator, units, sampling, passages, progress=progress))
+        records = []
+        for question in chunk:
+            responses: dict[str, list[Response]] = {}
+            for _ in config.languages:
+                responses.update(next(answered))
+            records.append(ItemRecord.from_responses(question, responses))
+        if cache:
+            cache.append(records)
+        fresh.update((record.id, record) for record in records)
+    elapsed = time.perf_counter() - started
+    prompts = len(pending) * per_question
+    timings: dict[str, float | int] = {
+        "questions_cached": len(questions) - len(pending), "questions_answered": len(pending),
+        "prompts": prompts, "retrieve_s": round(retrieve_s, 3), "run_s": round(elapsed, 3),
+        "prompts_per_s": round(prompts / (elapsed - retrieve_s), 3) if prompts and elapsed > retrieve_s else None}
+    return [cached.get(question.id) or fresh[question.id] for question in questions], timings
+
+
+def open_index(config: EvalConfig, settings: Settings) -> Any:
+    """The retrieval index, imported only when one is asked for."""
+    try:
+        from calm_rag.indexes import Index
+    except ImportError as error:
+        raise CalmRagError(f"retrieval is not available in this installation ({error})") from None
+    return Index.open(config.index, index_dir=config.index_dir or settings.index_dir)
+
+
+def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path | None = None,
+                   compare_base: bool = False, cache_dir: Path | None = None, fresh: bool = False,
+                   device: str = "auto", dtype: str = "auto", settings: Settings | None = None,
+                   progress: ProgressFactory | None = None) -> list[EvalRun]:
+    """Evaluate `model` (with `adapter`) on `data`; with `compare_base` also the model without the adapter.
+    Returns the runs, the adapter run first. Input is checked before the model is loaded."""
+    if compare_base and adapter is None:
+        raise CalmRagError("--compare-to base needs --adapter (the base run is the model without it)")
+    settings = settings or load_settings()
+    questions = load_parallel_dataset(data, config.languages, config.split, config.limit)
+    data_hash = dataset_hash(data, config.languages)
+    index = open_index(config, settings) if config.index else None
+    adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
+
+    load_started = time.perf_counter()
+    generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype)
+    load_s = round(time.perf_counter() - load_started, 3)
+    common = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype), "config": config.fingerprint(),
+              "prompts": prompts_fingerprint(config.languages), "data": data_hash}
+
+    plans: list[tuple[str, str | None, AbstractContextManager[Any]]] = [
+        ("adapter" if adapter is not None else "model", adapter_id, nullcontext())]
+    if compare_base:
+        plans.append(("base", None, generator.model.disable_adapter()))  # a PeftModel: --adapter is set
+    runs = []
+    for label, fingerprint, context in plans:
+        cache = ItemCache(cache_dir, {**common, "adapter": fingerprint}) if cache_dir is not None else None
+        if cache and fresh:
+            cache.clear()
+        callback = progress(label, len(questions) * len(config.languages) * config.samples) if progress else None
+        with context:
+            records, timings = evaluate(generator, questions, config, cache=cache, index=index, progress=callback)
+        runs.append(EvalRun(label, generator.name, str(adapter) if adapter and label != "base" else None, config,
+                            str(data), data_hash, records, {"load_s": load_s, **timings},
+                            str(cache.path) if cache else None))
+    return runs

@@ -1,0 +1,187 @@
+"""Eval reports: the JSON payload (one run, or a run beside its baseline with deltas), and its renderings
+as rich tables for the terminal, report.md, and report.json / report.png under `--out`.
+
+The payload is the single source: the terminal, the markdown and the plot all read the same
+dict that `--json` prints, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from calm_rag.errors import CalmRagError
+from calm_rag.evaluation.scoring import top_letter_share
+
+SCALARS = ("mean_accuracy", "vote_accuracy", "consistency")
+PER_LANGUAGE = ("accuracy_by_language", "parse_rate_by_language")
+COMPARABLE = ("data_hash", "split", "languages", "n_questions")
+"""What must match for two runs' numbers to be compared."""
+
+
+def _delta(value: float | None, base: float | None) -> float | None:
+    return None if value is None or base is None else round(value - base, 6)
+
+
+def deltas(run: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """run - baseline for every headline metric (None where either side is undefined)."""
+    result: dict[str, Any] = {name: _delta(run.get(name), baseline.get(name)) for name in SCALARS}
+    for name in PER_LANGUAGE:
+        result[name] = {lang: _delta(value, baseline.get(name, {}).get(lang)) for lang, value in run[name].items()}
+    return result
+
+
+def build_payload(run: dict[str, Any], baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's fields at the top level; with a baseline also `baseline` and `delta` (run - baseline)."""
+    if baseline is None:
+        return run
+    mismatched = [key for key in COMPARABLE if run.get(key) != baseline.get(key)]
+    if mismatched:
+        raise CalmRagError(f"cannot compare with baseline {baseline.get('label')!r}: it differs in "
+                           f"{', '.join(mismatched)} (evaluate both on the same data, split, languages and --limit)")
+    return {**run, "baseline": baseline, "delta": deltas(run, baseline)}
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """An earlier report.json as a baseline (its top-level run)."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise CalmRagError(f"cannot read baseline report {path}: {error}") from None
+    if not isinstance(payload, dict) or "accuracy_by_language" not in payload:
+        raise CalmRagError(f"{path} is not a calm-rag eval report.json")
+    run = {key: value for key, value in payload.items() if key not in ("baseline", "delta")}
+    run["label"] = str(path)
+    return run
+
+
+# ---- shared formatting ------------------------------------------------------------------------
+
+def fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def run_name(run: Mapping[str, Any]) -> str:
+    if run.get("label") not in ("model", "adapter", "base"):
+        return str(run.get("label"))
+    return f"{run['model']} + {run['adapter']}" if run.get("adapter") else str(run["model"])
+
+
+def metric_rows(payload: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the main table: per language accuracy and parse rate, then the cross-lingual
+    metrics; with a baseline, its values and the delta beside each."""
+    base = payload.get("baseline")
+    delta = payload.get("delta", {})
+    header = ["language", "accuracy", "parse rate"]
+    if base:
+        header = ["language", "accuracy", "base", "Δ", "parse rate", "base parse", "Δ parse"]
+    rows = []
+    for lang in payload["languages"]:
+        accuracy = payload["accuracy_by_language"].get(lang)
+        parse = payload["parse_rate_by_language"].get(lang)
+        if base:
+            rows.append([lang, fmt(accuracy), fmt(base["accuracy_by_language"].get(lang)),
+                         fmt(delta["accuracy_by_language"].get(lang), True), fmt(parse),
+                         fmt(base["parse_rate_by_language"].get(lang)),
+                         fmt(delta["parse_rate_by_language"].get(lang), True)])
+        else:
+            rows.append([lang, fmt(accuracy), fmt(parse)])
+    names = {"mean_accuracy": "mean accuracy", "vote_accuracy": "cross-lingual vote", "consistency": "consistency"}
+    for key, name in names.items():
+        if base:
+            rows.append([name, fmt(payload.get(key)), fmt(base.get(key)), fmt(delta.get(key), True), "", "", ""])
+        else:
+            rows.append([name, fmt(payload.get(key)), ""])
+    return header, rows
+
+
+def letter_rows(run: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Answer letter counts per language, overall, for the vote and for gold, with the top letter's share."""
+    letters = run["letters"]
+    groups = {**letters["by_language"], "overall": letters["overall"], "vote": letters["vote"],
+              "gold": letters["gold"]}
+    columns = list(dict.fromkeys(key for counts in groups.values() for key in counts))
+    rows = []
+    for name, counts in groups.items():
+        top = top_letter_share(counts)
+        rows.append([name, *(str(counts.get(column, 0)) for column in columns),
+                     f"{top[0]} {top[1]:.0%}" if top else "–"])
+    return ["answers", *columns, "top"], rows
+
+
+def describe(run: Mapping[str, Any]) -> str:
+    """One line saying what was measured."""
+    retrieval = f", index {run['index']} top-{run['top_k']}" if run.get("index") else ""
+    return (f"{run_name(run)} on {run['data']} ({run['split'] or 'all'}, {run['n_questions']} questions, "
+            f"{', '.join(run['languages'])}); mode {run['mode']}, samples {run['samples']}, "
+            f"permute {'on' if run['permute'] else 'off'}{retrieval}")
+
+
+# ---- renderings -------------------------------------------------------------------------------
+
+def rich_tables(payload: Mapping[str, Any]) -> list[Any]:
+    """What the terminal shows: the description line(s), the metrics table, each run's letter table."""
+    lines = describe(payload)
+    if payload.get("baseline"):
+        lines += f"\nbaseline: {describe(payload['baseline'])}"
+    header, rows = metric_rows(payload)
+    metrics = Table(*header)
+    for row in rows:
+        metrics.add_row(*row)
+    renderables: list[Any] = [Text(lines), metrics]
+    for run in [payload, payload.get("baseline")]:
+        if run:
+            letters_header, letters = letter_rows(run)
+            table = Table(*letters_header, title=f"answer letters: {run_name(run)}", title_justify="left")
+            for row in letters:
+                table.add_row(*row)
+            renderables.append(table)
+    return renderables
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell or " " for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _timings(run: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in run["timings"].items())
+
+
+def markdown(payload: Mapping[str, Any]) -> str:
+    parts = ["# calm-rag eval report", "", describe(payload), ""]
+    if payload.get("baseline"):
+        parts += [f"Baseline: {describe(payload['baseline'])}", ""]
+    parts += [_markdown_table(*metric_rows(payload)), "",
+              "Accuracy of a language: its own answer (majority over its samples) vs gold; an unparsed answer "
+              "counts as wrong. Cross-lingual vote: the consensus over all languages. Consistency: the share "
+              "of language pairs (among languages with an answer) that give the same answer, averaged over "
+              "questions.", ""]
+    for run in [payload, payload.get("baseline")]:
+        if run:
+            parts += [f"## Answer letters: {run_name(run)}", "", _markdown_table(*letter_rows(run)), "",
+                      f"Timings: {_timings(run)}", ""]
+    return "\n".join(parts)
+
+
+def write_reports(out: Path, payload: Mapping[str, Any]) -> list[Path]:
+    """report.json, report.md and report.png under `out`."""
+    from calm_rag.evaluation.plot import plot_report  # plot.py imports this module
+
+    paths = [out / "report.json", out / "report.md", out / "report.png"]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths[0].write_text(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+        paths[1].write_text(markdown(payload), encoding="utf-8")
+        plot_report(payload, paths[2])
+    except OSError as error:
+        raise CalmRagError(f"cannot write reports to {out}: {error}") from None
+    return paths

@@ -1,0 +1,168 @@
+"""The output folder of `train` and `merge`: built beside `--out`, renamed into place at the end.
+
+A run is built in `.<name>.partial/` next to `--out` and renamed to `--out` only when every
+artifact is written, so `--out` is either absent or complete (a killed run never leaves a
+half-written adapter that `ask --adapter` would load). The partial folder also holds `work/`:
+the per-round caches and Trainer checkpoints that `--resume` continues from, and `run.json`,
+the run's config and inputs, which a resumed run must match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from calm_rag.data import read_jsonl
+from calm_rag.errors import CalmRagError
+
+LIBRARIES = ("calm-rag", "torch", "transformers", "trl", "peft", "accelerate", "datasets")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    out: Path
+    partial: Path
+    resumed: bool
+    """True when an interrupted run's partial folder is being continued."""
+
+    @property
+    def work(self) -> Path:
+        return self.partial / "work"
+
+    @classmethod
+    def open(cls, out: Path | str, *, resume: bool = False, overwrite: bool = False, resumable: bool = True
+             ) -> RunFolder:
+        """Claim `out`: refuse an existing one unless `overwrite`; continue a partial one only with `resume`.
+        A non-resumable job (merge) just discards a partial folder left by a crash."""
+        if resume and overwrite:
+            raise CalmRagError("--resume and --overwrite exclude each other")
+        out = Path(out)
+        partial = out.parent / f".{out.name}.partial"
+        if out.exists() and not overwrite:
+            if resume:
+                raise CalmRagError(f"{out} is a finished run, there is nothing to resume; pass --overwrite to redo it")
+            raise CalmRagError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
+        if partial.exists() and not resume:
+            if resumable and not overwrite:
+                raise CalmRagError(f"an interrupted run is at {partial}; pass --resume to continue it or --overwrite "
+                                   "to start over")
+            shutil.rmtree(partial)
+        resumed = partial.is_dir()
+        (partial / "work").mkdir(parents=True, exist_ok=True)
+        return cls(out, partial, resumed)
+
+    def check_run_spec(self, spec: Mapping[str, Any]) -> None:
+        """Record what this run is; a resumed run must be the same run (same config, data, model)."""
+        path = self.work / "run.json"
+        wanted = json.loads(json.dumps(spec, default=str))
+        if path.is_file():
+            recorded = read_json(path)
+            if recorded != wanted:
+                raise CalmRagError(f"cannot resume {self.partial}: it was started with different settings "
+                                   f"({', '.join(_differences(recorded, wanted))}); pass --overwrite to start over")
+            return
+        write_json(path, wanted)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def finalize(self) -> Path:
+        """Drop the work folder and move the finished run to `out` (replacing an old one with --overwrite)."""
+        shutil.rmtree(self.work, ignore_errors=True)
+        old = None
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(self.out, old)
+        os.replace(self.partial, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.out
+
+
+def _differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(recorded) | set(wanted))
+    found = []
+    for key in keys:
+        a, b = recorded.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            found.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return found
+
+
+def write_json(path: Path, data: Any) -> None:
+    _atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
+    _atomic_write(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    return [record for _, record in read_jsonl(path)]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """A reader (or a resumed run) never sees a half-written cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def copy_adapter(source: Path, target: Path) -> None:
+    """Put a saved PEFT adapter's files at the top of `target`, where `Generator.load(adapter=...)` looks."""
+    for item in source.iterdir():
+        if item.is_file():
+            shutil.copy2(item, target / item.name)
+
+
+def plot_training(rounds: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Loss and reward margin per optimizer step, one line per round (from `round_metrics`' curves)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, margin_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for metrics in rounds:
+        series = metrics["training"]["curves"]
+        label = f"round {metrics['round']}"
+        for axis, name in ((loss_axis, "loss"), (margin_axis, "rewards_margins")):
+            points = series.get(name) or []
+            if points:
+                axis.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 30 else None,
+                          label=label)
+    loss_axis.set(title="DPO loss", xlabel="step", ylabel="loss")
+    margin_axis.set(title="reward margin (chosen - rejected)", xlabel="step", ylabel="margin")
+    for axis in (loss_axis, margin_axis):
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

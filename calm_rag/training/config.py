@@ -1,0 +1,176 @@
+"""`CalmTrainConfig`: every knob of a CALM training run in one dataclass, loadable from TOML.
+
+One flat dataclass (not nested sections) so that a recipe file, `--config`, and the CLI flags
+all address a knob by the same name, and so that the whole run is recorded in `manifest.json`
+and compared on `--resume` with one `to_dict()`.
+
+Precedence: the defaults below < the TOML file (`[train]` table, or the whole file) < CLI flags.
+
+Target threshold (why a consensus may *not* become a training target): CALM trains the model
+towards the cross-lingual majority, so a weak or accidental majority teaches noise, and with a
+small random-ish model it teaches the model's own letter bias (a real run collapsed to always
+answering "C"). A question becomes a target only when the vote is not tied and
+- `cot`: the winner holds at least `min_support` of the parsed votes (default 0.5: a true majority);
+- `direct`: the soft vote's winner leads the runner-up by at least `min_margin` of the total
+  probability mass (default 0.1); soft votes are rarely above 0.5 even when clear, so a margin is
+  the meaningful test there.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from calm_rag.errors import CalmRagError
+from calm_rag.generation import GenerationConfig
+from calm_rag.languages import PAPER_LANGUAGES, parse_languages
+from calm_rag.pipelines.sampling import SamplingConfig
+from calm_rag.prompts import Mode
+
+LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
+"""The loss types TRL 1.16's DPOTrainer accepts (`DPOConfig.loss_type`)."""
+
+
+@dataclass(frozen=True)
+class CalmTrainConfig:
+    # ---- model ----------------------------------------------------------------------------
+    model: str | None = None
+    """Generator to align: short name, hub id or local folder (default: settings.generator)."""
+    device: str = "auto"
+    dtype: str = "auto"
+    """auto = bfloat16 on CUDA, float32 on CPU."""
+    seed: int = 0
+
+    # ---- sampling and voting --------------------------------------------------------------
+    languages: tuple[str, ...] = PAPER_LANGUAGES
+    samples: int = 3
+    """K: samples per language (option rotations per language in direct mode)."""
+    mode: Mode = "cot"
+    permute: bool = True
+    """Rotate option order across samples; on by default because it is the main letter-bias guard."""
+    balanced: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    sample_batch_size: int = 32
+    min_support: float = 0.5
+    """cot: the winner's share of the parsed votes needed to become a target."""
+    min_margin: float = 0.1
+    """direct: the soft-vote lead of the winner over the runner-up needed to become a target."""
+    rounds: int = 1
+    """Round n+1 samples with the adapter of round n and continues training it."""
+    letter_warn_share: float = 0.5
+    """Warn when one letter is more than this share of the training targets."""
+
+    # ---- DPO ------------------------------------------------------------------------------
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    learning_rate: float = 5e-5
+    """LoRA needs a larger step than full fine-tuning (TRL's full-model default, 1e-6, barely moves it)."""
+    epochs: float = 1.0
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 4
+    max_length: int | None = 1024
+    """Longest prompt+answer in tokens; longer pairs are truncated (prompts that fill it are dropped)."""
+    warmup: float = 0.1
+    """Warmup: a float in [0, 1) is a share of the steps, a larger number is a step count."""
+    gradient_checkpointing: bool = False
+    """Trades compute for memory; worth it from ~1.5B parameters on a GPU, slower on small CPU runs."""
+    save_steps: int = 50
+    """Checkpoint every this many optimizer steps (what `--resume` continues from)."""
+    logging_steps: int = 1
+
+    # ---- LoRA -----------------------------------------------------------------------------
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: tuple[str, ...] = ("all-linear",)
+    """Module names, or ("all-linear",) for every linear layer except the LM head."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.mode in ("cot", "direct"), f"mode must be cot or direct, got {self.mode!r}"),
+            (self.samples >= 1, "samples must be at least 1"),
+            (self.rounds >= 1, "rounds must be at least 1"),
+            (0.0 <= self.min_support <= 1.0, "min_support must be in [0, 1]"),
+            (0.0 <= self.min_margin <= 1.0, "min_margin must be in [0, 1]"),
+            (0.0 < self.letter_warn_share <= 1.0, "letter_warn_share must be in (0, 1]"),
+            (self.beta > 0, "beta must be positive"),
+            (self.loss_type in LOSS_TYPES, f"unknown loss_type {self.loss_type!r}; one of: {', '.join(LOSS_TYPES)}"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.epochs > 0, "epochs must be positive"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1"),
+            (self.max_length is None or self.max_length >= 16, "max_length must be at least 16 tokens"),
+            (self.warmup >= 0, "warmup must be >= 0"),
+            (self.save_steps >= 1 and self.logging_steps >= 1, "save_steps and logging_steps must be at least 1"),
+            (self.lora_r >= 1 and self.lora_alpha >= 1, "lora_r and lora_alpha must be at least 1"),
+            (0.0 <= self.lora_dropout < 1.0, "lora_dropout must be in [0, 1)"),
+            (bool(self.lora_target_modules), "lora_target_modules must name at least one module"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise CalmRagError(message)
+        # Validates the sampling knobs (languages, temperature, ...) with the sampler's own rules.
+        self.sampling_config()
+
+    def sampling_config(self, round_number: int = 1) -> SamplingConfig:
+        """The sampler's config; each round gets its own seed so that rounds do not repeat samples."""
+        generation = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                                      top_p=self.top_p, seed=self.seed + round_number - 1,
+                                      batch_size=self.sample_batch_size)
+        return SamplingConfig(languages=self.languages, samples=self.samples, mode=self.mode, permute=self.permute,
+                              balanced=self.balanced, generation=generation)
+
+    @property
+    def target_modules(self) -> str | list[str]:
+        """What `LoraConfig.target_modules` takes: the string "all-linear" or a list of names."""
+        return "all-linear" if self.lora_target_modules == ("all-linear",) else list(self.lora_target_modules)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
+
+    def with_overrides(self, **overrides: Any) -> CalmTrainConfig:
+        """A copy with the given knobs replaced; None values mean 'not given' and are ignored."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return replace(self, **_coerce(given)) if given else self
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> CalmTrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CalmRagError(f"{where}: unknown training settings {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**_coerce(data))
+        except TypeError as error:
+            raise CalmRagError(f"{where}: {error}") from None
+
+    @classmethod
+    def from_toml(cls, path: Path | str) -> CalmTrainConfig:
+        """A `[train]` table, or the whole file when it has none."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise CalmRagError(f"cannot read config {path}: {error}") from None
+        return cls.from_dict(data.get("train", data), where=str(path))
+
+
+def _coerce(data: dict[str, Any]) -> dict[str, Any]:
+    """TOML/CLI values -> field types: 'en,zh' or lists become tuples, numbers keep their kind."""
+    values = dict(data)
+    if "languages" in values:
+        values["languages"] = tuple(parse_languages(values["languages"]))
+    if "lora_target_modules" in values:
+        modules = values["lora_target_modules"]
+        values["lora_target_modules"] = tuple(modules.split(",") if isinstance(modules, str) else modules)
+    for name in ("learning_rate", "epochs", "beta", "min_support", "min_margin", "lora_dropout", "warmup",
+                 "temperature", "top_p", "letter_warn_share"):
+        if isinstance(values.get(name), int) and not isinstance(values[name], bool):
+            values[name] = float(values[name])
+    return values

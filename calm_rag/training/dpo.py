@@ -1,0 +1,131 @@
+"""The LoRA-DPO step: TRL 1.16's `DPOTrainer` on conversational preference rows.
+
+- Rows stay conversational (prompt/chosen/rejected message lists): TRL applies the model's chat
+  template itself, so training sees exactly the prompt format that sampling used.
+- `ref_model=None` with LoRA: TRL computes the reference log-probabilities with the adapter
+  disabled (round 1, a fresh adapter: the base model), or, when the model already carries an
+  adapter (round n+1, `--adapter`), with a frozen copy of it ("ref"). No second model copy is
+  loaded either way (see bench/train.py for the memory this saves).
+- TRL 1.16 API notes: the tokenizer goes in `processing_class`; one `max_length` bounds
+  prompt+completion (the old max_prompt_length / max_target_length are gone); `loss_type` is a
+  list; `bf16` defaults to True and must be set explicitly on CPU; transformers 5 renamed
+  `gradient_checkpointing` to `activation_checkpointing`.
+- Dropout: TRL zeroes every dropout layer (policy and reference must see the same network). We
+  zero the base model's dropout ourselves and tell TRL not to, so `lora_dropout` keeps its effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from calm_rag.errors import CalmRagError
+from calm_rag.training.config import CalmTrainConfig
+from calm_rag.training.pairs_file import FIELDS
+
+StageProgress = Callable[[str, int, int], None]
+"""Called as (stage, done, total)."""
+
+
+@dataclass
+class DPOResult:
+    log_history: list[dict[str, Any]]
+    resumed_from: str | None = None
+    """The checkpoint training continued from, when resumed."""
+
+
+def preference_dataset(records: Sequence[Mapping[str, Any]]) -> Any:
+    """A `datasets.Dataset` of prompt/chosen/rejected only (extra columns would reach the collator)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([{name: record[name] for name in FIELDS} for record in records])
+
+
+def lora_config(config: CalmTrainConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
+
+
+def dpo_config(config: CalmTrainConfig, output_dir: Path, device: torch.device, dtype: torch.dtype) -> Any:
+    from trl import DPOConfig
+
+    return DPOConfig(
+        output_dir=str(output_dir), beta=config.beta, loss_type=[config.loss_type],
+        learning_rate=config.learning_rate, num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation_steps,
+        max_length=config.max_length, warmup_steps=config.warmup, seed=config.seed,
+        activation_checkpointing=config.gradient_checkpointing, disable_dropout=False,
+        bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=device.type == "cpu",
+        logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
+        report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+    )
+
+
+def _zero_base_dropout(model: torch.nn.Module) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout) and "lora_dropout" not in name:
+            module.p = 0.0
+
+
+def _progress_callback(progress: StageProgress, stage: str) -> Any:
+    from transformers import TrainerCallback
+
+    class _Progress(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            progress(stage, state.global_step, state.max_steps)
+
+    return _Progress()
+
+
+def _out_of_memory(config: CalmTrainConfig) -> CalmRagError:
+    return CalmRagError(f"out of memory during DPO training (batch_size={config.batch_size}, max_length="
+                        f"{config.max_length}); lower batch_size (raise gradient_accumulation_steps to keep the "
+                        "effective batch), lower max_length, or enable gradient_checkpointing")
+
+
+def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: CalmTrainConfig,
+              checkpoints: Path, *, progress: StageProgress | None = None, stage: str = "DPO") -> tuple[Any, DPOResult]:
+    """Train the LoRA adapter on `records`; continues from the newest checkpoint in `checkpoints` if any.
+
+    Returns the PEFT model (only the trained 'default' adapter attached) and the trainer's log history.
+    """
+    import datasets
+    from peft import PeftModel
+    from transformers import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import DPOTrainer
+
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    _zero_base_dropout(model)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    resume_from = get_last_checkpoint(str(checkpoints))
+    # Progress is ours (rich, on stderr): no per-step dicts on stdout (it must stay clean for --json),
+    # and no tqdm bars for the few-millisecond dataset maps.
+    datasets.disable_progress_bars()
+    trainer = DPOTrainer(
+        model=model, ref_model=None, args=dpo_config(config, checkpoints, device, dtype),
+        train_dataset=preference_dataset(records), processing_class=tokenizer,
+        peft_config=None if isinstance(model, PeftModel) else lora_config(config),
+        callbacks=[_progress_callback(progress, stage)] if progress else None,
+    )
+    trainer.remove_callback(PrinterCallback)
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    except torch.OutOfMemoryError:
+        raise _out_of_memory(config) from None
+    except RuntimeError as error:
+        if "allocate memory" in str(error) or "out of memory" in str(error).lower():
+            raise _out_of_memory(config) from None
+        raise
+    trained = trainer.accelerator.unwrap_model(trainer.model)
+    if "ref" in trained.peft_config:
+        trained.delete_adapter("ref")
+    trained.set_adapter("default")
+    return trained, DPOResult(list(trainer.state.log_history), resume_from)

@@ -1,0 +1,78 @@
+"""Loading the model to train: one copy of the base weights, trainable, plus an optional LoRA adapter.
+
+Training loads the model itself instead of through `Generator.load`, because the same object is
+used three ways in a run: sampled from (wrapped in a `Generator`), trained (DPOTrainer adds the
+LoRA adapter to it and computes the reference by disabling the adapter), and sampled from again
+in the next round. One copy of the weights serves all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from calm_rag.errors import CalmRagError
+from calm_rag.generation import check_adapter_base, pick_device, pick_dtype
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    """A `PreTrainedModel`, or a `PeftModel` once an adapter is attached."""
+    tokenizer: Any
+    resolved: Any
+    """The `ResolvedModel`: name, hub id, local path, revision."""
+
+    @property
+    def base_id(self) -> str:
+        """What adapters record as their base: the hub id where known (stable across machines), else the path."""
+        return self.resolved.hub_id or str(self.resolved.path)
+
+
+def resolve(name: str) -> Any:
+    """`name` (short name, hub id or folder) -> its `ResolvedModel`; cheap, so runs check it before any work."""
+    from calm_rag.models.resolve import resolve_model
+
+    return resolve_model(name, role="generator")
+
+
+def accepted_bases(resolved: Any) -> list[str]:
+    """Names an adapter's recorded base may carry to count as this model."""
+    return [str(resolved.path), resolved.name, resolved.hub_id or ""]
+
+
+def describe(resolved: Any) -> dict[str, Any]:
+    return {"name": resolved.name, "hub_id": resolved.hub_id, "path": str(resolved.path),
+            "source": resolved.source, "revision": resolved.revision}
+
+
+def load_model(resolved: Any, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load a resolved model on `device` for training."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = pick_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=pick_dtype(dtype, target))
+    except (OSError, ValueError) as error:
+        raise CalmRagError(f"cannot load model from {resolved.path}: {error}".splitlines()[0]) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model.to(target), tokenizer, resolved)
+
+
+def attach_adapter(loaded: LoadedModel, adapter: Path | str) -> None:
+    """Load a trainable LoRA adapter onto the base model, after checking it was trained on this base."""
+    from peft import PeftModel
+
+    folder = Path(adapter)
+    check_adapter_base(folder, accepted_bases(loaded.resolved))
+    loaded.model = PeftModel.from_pretrained(loaded.model, folder, is_trainable=True)
+
+
+def save_adapter(loaded: LoadedModel, folder: Path) -> None:
+    """Save the trained 'default' adapter, recording the base as `base_id` so `--model <name>` matches it."""
+    model = loaded.model
+    model.peft_config["default"].base_model_name_or_path = loaded.base_id
+    model.save_pretrained(folder, selected_adapters=["default"])

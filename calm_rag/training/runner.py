@@ -1,0 +1,274 @@
+"""`train_calm` and `train_on_pairs`: whole training runs, resumable, written atomically.
+
+A run's work folder holds one folder per round:
+
+    work/round-1/samples.jsonl   sampled responses (written once sampling finishes)
+    work/round-1/pairs.jsonl     preference pairs (after translation, in cot mode)
+    work/round-1/checkpoints/    Trainer checkpoints (adapter, optimizer, scheduler, RNG)
+    work/round-1/adapter/        the round's trained adapter
+    work/round-1/round.json      the round's metrics: written last, it marks the round complete
+
+`--resume` skips complete rounds, reloads cached samples and pairs instead of recomputing them,
+and continues DPO from the newest checkpoint. Round n+1 samples with round n's adapter and keeps
+training it, with round n's adapter as the DPO reference (TRL copies it into a frozen adapter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from calm_rag.config import load_settings
+from calm_rag.data import dataset_hash, load_parallel_dataset
+from calm_rag.errors import CalmRagError
+from calm_rag.generation import Generator, check_adapter_base
+from calm_rag.questions import ParallelQuestion
+from calm_rag.training import modeling
+from calm_rag.training.artifacts import (RunFolder, copy_adapter, library_versions, plot_training, read_json,
+                                         read_records, write_json, write_jsonl)
+from calm_rag.training.calm_loop import (QuestionSamples, build_pairs, no_pairs_reason, sample_round,
+                                         samples_from_records)
+from calm_rag.training.config import CalmTrainConfig
+from calm_rag.training.dpo import StageProgress, train_dpo
+from calm_rag.training.pairs_file import load_pairs_file
+from calm_rag.training.report import chosen_letter, letter_warnings, round_metrics, target_letters
+from calm_rag.translation import Translator
+
+Notify = Callable[[str], None]
+"""Called with each warning or note as it happens (they are also in the summary)."""
+
+
+@dataclass
+class TrainSummary:
+    out: Path
+    resumed: bool
+    metrics: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.metrics["warnings"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "resumed": self.resumed, "warnings": self.warnings, "notes": self.notes,
+                "metrics": self.metrics}
+
+
+class _Run:
+    """State shared by the rounds of one run: the folder, the (lazily loaded) model, timings, messages."""
+
+    def __init__(self, config: CalmTrainConfig, folder: RunFolder, resolved: Any, adapter: Path | None,
+                 progress: StageProgress | None, notify: Notify | None) -> None:
+        self.config = config
+        self.folder = folder
+        self.resolved = resolved
+        self.adapter = adapter
+        self.progress = progress
+        self.notify = notify
+        self.loaded: modeling.LoadedModel | None = None
+        self.notes: list[str] = []
+        self.started = time.monotonic()
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    def round_dir(self, number: int) -> Path:
+        return self.folder.work / f"round-{number}"
+
+    def say(self, message: str) -> None:
+        self.notes.append(message)
+        if self.notify:
+            self.notify(message)
+
+    def model(self, number: int) -> modeling.LoadedModel:
+        """The model as it stands before round `number`: the base plus the newest trained adapter."""
+        if self.loaded is None:
+            self.loaded = modeling.load_model(self.resolved, device=self.config.device, dtype=self.config.dtype)
+            previous = [self.round_dir(n) / "adapter" for n in range(1, number)]
+            latest = next((path for path in reversed(previous) if path.is_dir()), self.adapter)
+            if latest is not None:
+                modeling.attach_adapter(self.loaded, latest)
+        return self.loaded
+
+    def generator(self, number: int) -> Generator:
+        loaded = self.model(number)
+        return Generator(loaded.model, loaded.tokenizer, name=loaded.base_id)
+
+    def train(self, number: int, pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """DPO on `pairs`; saves the round's adapter and returns the trainer's log history and timing."""
+        loaded = self.model(number)
+        directory = self.round_dir(number)
+        began = time.monotonic()
+        loaded.model, result = train_dpo(loaded.model, loaded.tokenizer, pairs, self.config,
+                                         directory / "checkpoints", progress=self.progress,
+                                         stage=f"round {number}: DPO")
+        if result.resumed_from:
+            self.say(f"round {number}: DPO resumed from {Path(result.resumed_from).name}")
+        modeling.save_adapter(loaded, directory / "adapter")
+        return {"log_history": result.log_history, "training_s": time.monotonic() - began}
+
+    def check_letters(self, number: int, samples: Sequence[QuestionSamples] | None,
+                      pairs: Sequence[Mapping[str, Any]]) -> None:
+        """Warn before training (while there is still time to stop) when one letter dominates the targets."""
+        written = [chosen_letter(pair) for pair in pairs]
+        for warning in letter_warnings(target_letters(samples, pairs), written, self.config.letter_warn_share):
+            if self.notify:
+                self.notify(f"round {number}: {warning}")
+
+    def finish(self, rounds: list[dict[str, Any]], source: dict[str, Any], command: str,
+               languages: Sequence[str]) -> TrainSummary:
+        """Write the artifacts into the partial folder and move it into place."""
+        partial = self.folder.partial
+        trained = [m["round"] for m in rounds if m["trained"]]
+        copy_adapter(self.round_dir(trained[-1]) / "adapter", partial)
+        pairs = [record for m in rounds for record in self._cached(m["round"], "pairs.jsonl")]
+        write_jsonl(partial / "pairs.jsonl", pairs)
+        if command == "train":
+            write_jsonl(partial / "samples.jsonl",
+                        [record for m in rounds for record in self._cached(m["round"], "samples.jsonl")])
+        warnings = [f"round {m['round']}: {w}" for m in rounds for w in m.get("warnings", [])]
+        metrics = {"mode": self.config.mode, "languages": list(languages), "adapter_round": trained[-1],
+                   "rounds": rounds, "warnings": warnings}
+        write_json(partial / "metrics.json", metrics)
+        plot_training(rounds, partial / "training.png")
+        write_json(partial / "manifest.json", {
+            "command": command, "config": self.config.to_dict(), "source": source,
+            "model": modeling.describe(self.resolved), "start_adapter": str(self.adapter) if self.adapter else None,
+            "libraries": library_versions(), "resumed": self.folder.resumed,
+            "started_at": self.started_at, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "timings": {"total_s": time.monotonic() - self.started,
+                        "rounds": {str(m["round"]): m.get("timings", {}) for m in rounds}},
+            "adapter": "adapter_config.json and adapter_model.safetensors at the top of this folder",
+        })
+        out = self.folder.finalize()
+        return TrainSummary(out, self.folder.resumed, metrics, self.notes)
+
+    def _cached(self, number: int, name: str) -> list[dict[str, Any]]:
+        path = self.round_dir(number) / name
+        return read_records(path) if path.is_file() else []
+
+
+def _prepare(config: CalmTrainConfig, out: Path | str, adapter: Path | str | None, resume: bool, overwrite: bool,
+             ) -> tuple[CalmTrainConfig, Any, Path | None, RunFolder]:
+    """Resolve the model and check the start adapter before any work; then claim the output folder."""
+    config = config if config.model else replace(config, model=load_settings().generator)
+    assert config.model is not None
+    resolved = modeling.resolve(config.model)
+    start = Path(adapter) if adapter is not None else None
+    if start is not None:
+        check_adapter_base(start, modeling.accepted_bases(resolved))
+    return config, resolved, start, RunFolder.open(out, resume=resume, overwrite=overwrite)
+
+
+def _spec(command: str, config: CalmTrainConfig, source: dict[str, Any], resolved: Any, start: Path | None
+          ) -> dict[str, Any]:
+    return {"command": command, "config": config.to_dict(), "source": source, "model": modeling.describe(resolved),
+            "start_adapter": str(start) if start else None}
+
+
+def _counting(progress: StageProgress | None, stage: str, total: int) -> Callable[[int], None] | None:
+    """Adapt the sampler's 'n more done' callback to (stage, done, total)."""
+    if progress is None:
+        return None
+    done = [0]
+
+    def advance(count: int) -> None:
+        done[0] += count
+        progress(stage, done[0], total)
+
+    return advance
+
+
+def _sampling_round(run: _Run, number: int, questions: Sequence[ParallelQuestion]
+                    ) -> tuple[list[QuestionSamples], list[dict[str, Any]], dict[str, Any]]:
+    """The round's samples and pairs, from the cache when present; and how long each took."""
+    config, directory = run.config, run.round_dir(number)
+    timings: dict[str, Any] = {}
+    samples_file, pairs_file = directory / "samples.jsonl", directory / "pairs.jsonl"
+    if samples_file.is_file():
+        samples = samples_from_records(questions, read_records(samples_file), config, str(samples_file))
+        run.say(f"round {number}: reused the cached samples")
+    else:
+        began = time.monotonic()
+        total = sum(len([lang for lang in config.languages if lang in q.versions]) for q in questions) * config.samples
+        samples = sample_round(run.generator(number), questions, config, number,
+                               _counting(run.progress, f"round {number}: sampling", total))
+        write_jsonl(samples_file, [item.to_record(number) for item in samples])
+        timings["sampling_s"] = time.monotonic() - began
+    if pairs_file.is_file():
+        pairs = read_records(pairs_file)
+    else:
+        began = time.monotonic()
+        translator = Translator(run.generator(number)) if config.mode == "cot" else None
+        pairs = build_pairs(samples, config, translator, number)
+        write_jsonl(pairs_file, pairs)
+        timings["pairs_s"] = time.monotonic() - began
+    return samples, pairs, timings
+
+
+def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *, split: str | None = None,
+               limit: int | None = None, adapter: Path | str | None = None, resume: bool = False,
+               overwrite: bool = False, progress: StageProgress | None = None, notify: Notify | None = None
+               ) -> TrainSummary:
+    """The CALM loop on a parallel dataset: per round, sample -> vote -> threshold -> pairs -> LoRA-DPO."""
+    questions = load_parallel_dataset(dataset, config.languages, split, limit)
+    config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
+    source = {"dataset": str(Path(dataset).resolve()), "split": split, "limit": limit,
+              "questions": len(questions), "data_hash": dataset_hash(dataset, config.languages)}
+    folder.check_run_spec(_spec("train", config, source, resolved, start))
+    run = _Run(config, folder, resolved, start, progress, notify)
+    if split is None:
+        run.say("no --split given: training on every question in the folder (test questions too, if it has any)")
+    rounds: list[dict[str, Any]] = []
+    for number in range(1, config.rounds + 1):
+        marker = run.round_dir(number) / "round.json"
+        if marker.is_file():
+            rounds.append(read_json(marker))
+        else:
+            samples, pairs, timings = _sampling_round(run, number, questions)
+            if not pairs and number == 1:
+                folder.discard()  # nothing was trained: leave nothing behind, like any other bad input
+                raise CalmRagError(f"nothing to train: no preference pairs, because {no_pairs_reason(samples, config)}")
+            history: dict[str, Any] = {"log_history": []}
+            if pairs:
+                run.check_letters(number, samples, pairs)
+                history = run.train(number, pairs)
+                timings["training_s"] = history["training_s"]
+            metrics = round_metrics(number, samples, pairs, config.languages, history["log_history"],
+                                    config.letter_warn_share)
+            metrics.update(trained=bool(pairs), timings=timings)
+            write_json(marker, metrics)
+            rounds.append(metrics)
+        if not rounds[-1]["trained"]:
+            run.say(f"round {number} produced no pairs; stopping with round {number - 1}'s adapter")
+            break
+    return run.finish(rounds, source, "train", config.languages)
+
+
+def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainConfig, *,
+                   adapter: Path | str | None = None, resume: bool = False, overwrite: bool = False,
+                   progress: StageProgress | None = None, notify: Notify | None = None) -> TrainSummary:
+    """LoRA-DPO on preference pairs made elsewhere (one round, no sampling)."""
+    if config.rounds > 1:
+        raise CalmRagError("--rounds > 1 needs a dataset to sample from; with --pairs the model trains once")
+    records = load_pairs_file(pairs_file)
+    config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
+    source = {"pairs_file": str(Path(pairs_file).resolve()), "pairs": len(records),
+              "pairs_hash": hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest()}
+    folder.check_run_spec(_spec("train-pairs", config, source, resolved, start))
+    run = _Run(config, folder, resolved, start, progress, notify)
+    marker = run.round_dir(1) / "round.json"
+    languages = sorted({str(record["lang"]) for record in records if record.get("lang")})
+    if marker.is_file():
+        metrics = read_json(marker)
+    else:
+        write_jsonl(run.round_dir(1) / "pairs.jsonl", records)
+        run.check_letters(1, None, records)
+        history = run.train(1, records)
+        metrics = round_metrics(1, None, records, languages, history["log_history"], config.letter_warn_share)
+        metrics.update(trained=True, timings={"training_s": history["training_s"]})
+        write_json(marker, metrics)
+    return run.finish([metrics], source, "train-pairs", languages)

@@ -1,0 +1,71 @@
+"""The FAISS store: id stability, flat / HNSW / IVF, tombstone deletion, compaction, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calm_rag.errors import CalmRagError
+from calm_rag.indexes.store import StoreConfig, VectorStore
+
+
+def _unit(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_search_remove_save_load_rebuild(kind: str, tmp_path: Path) -> None:
+    vectors, ids = _unit(500), np.arange(1000, 1500)
+    store = VectorStore.build(16, ids, vectors, StoreConfig(index_type=kind))  # type: ignore[arg-type]
+    assert store.kind == kind and len(store) == 500
+    scores, found = store.search(vectors[:5], 3)
+    assert found[:, 0].tolist() == ids[:5].tolist() and np.allclose(scores[:, 0], 1.0, atol=1e-5)
+
+    store.remove([1000, 1001])
+    _, found = store.search(vectors[:2], 3)
+    assert 1000 not in found and 1001 not in found and len(store) == 498
+    assert kind == "flat" or store.tombstones == {1000, 1001}
+
+    store.save(tmp_path / "i.faiss", tmp_path / "t.npy")
+    loaded = VectorStore.load(tmp_path / "i.faiss", store.config, kind, tmp_path / "t.npy")  # type: ignore[arg-type]
+    assert len(loaded) == 498 and loaded.search(vectors[2:3], 1)[1][0, 0] == 1002
+    compact = loaded.rebuilt()
+    assert compact.stored == 498 and not compact.tombstones
+    assert compact.search(vectors[2:3], 1)[1][0, 0] == 1002
+    assert sorted(compact.ids().tolist()) == list(range(1002, 1500))
+
+
+def test_fewer_vectors_than_top_k_pads_with_minus_one() -> None:
+    store = VectorStore.build(16, [5, 6], _unit(2), StoreConfig())
+    scores, ids = store.search(_unit(1, seed=1), 4)
+    assert ids[0, 2:].tolist() == [-1, -1] and sorted(ids[0, :2].tolist()) == [5, 6]
+    assert np.isneginf(scores[0, 2:]).all()
+
+
+def test_auto_switches_to_hnsw_at_the_threshold_and_compacts_tombstones() -> None:
+    config = StoreConfig(hnsw_threshold=100)
+    assert VectorStore.choose_kind(config, 99) == "flat" and VectorStore.choose_kind(config, 100) == "hnsw"
+    store = VectorStore.build(16, np.arange(50), _unit(50), config)
+    assert store.kind == "flat" and store.needs_rebuild() is None
+    store.add(np.arange(50, 150), _unit(100, seed=2))
+    assert store.needs_rebuild() == "hnsw"
+    hnsw = store.rebuilt(store.needs_rebuild())
+    assert hnsw.kind == "hnsw" and len(hnsw) == 150
+    hnsw.remove(np.arange(10))
+    assert hnsw.needs_rebuild() is None
+    hnsw.remove(np.arange(10, 40))
+    assert hnsw.needs_rebuild() == "hnsw"
+    assert len(hnsw.rebuilt()) == 110
+
+
+def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(CalmRagError, match="is missing"):
+        VectorStore.load(tmp_path / "none.faiss", StoreConfig(), "flat")
+    (tmp_path / "bad.faiss").write_bytes(b"not a faiss index")
+    with pytest.raises(CalmRagError, match="is corrupt"):
+        VectorStore.load(tmp_path / "bad.faiss", StoreConfig(), "flat")
+    with pytest.raises(CalmRagError, match="unknown index type"):
+        StoreConfig(index_type="annoy")  # type: ignore[arg-type]

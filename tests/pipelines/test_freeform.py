@@ -1,0 +1,174 @@
+"""The open-question path: prompts, span extraction, batched sampling, the answer in the user's
+language, abstention, the open-question dataset loader, and one run on the tiny random LM."""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calm_rag.errors import CalmRagError
+from calm_rag.generation import GenerationConfig
+from calm_rag.languages import LANGUAGES
+from calm_rag.pipelines.freeform import (FreeformConfig, FreeformQA, FreeformRequest, extract_span,
+                                         freeform_messages, load_open_dataset, split_response)
+from calm_rag.prompts import Passage, format_passages
+from calm_rag.translation import Translator
+
+
+def concept_encoder(concepts: dict[str, int], dim: int = 512) -> Callable[[list[str]], np.ndarray]:
+    def encode(texts: list[str]) -> np.ndarray:
+        rows = np.zeros((len(texts), dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            rows[row, concepts[text] if text in concepts else 16 + zlib.crc32(text.encode()) % (dim - 16)] = 1.0
+        return rows
+    return encode
+
+
+class ScriptedGenerator:
+    """Answers an open-question prompt in language L with `script[L][k]` for its k-th copy in a batch;
+    translation prompts come back as "[<target>] <text>"."""
+
+    name = "scripted"
+    has_chat_template = True
+
+    def __init__(self, script: dict[str, list[str]]) -> None:
+        self.script = script
+        self.calls: list[list[str]] = []
+
+    def render(self, messages: Sequence[dict[str, str]], prefill: str = "") -> str:
+        return "\n".join(message["content"] for message in messages) + "\n<assistant>" + prefill
+
+    def generate(self, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(),
+                 progress: Callable[[int], None] | None = None) -> list[str]:
+        self.calls.append(list(prompts))
+        seen: Counter[str] = Counter()
+        outputs = []
+        for prompt in prompts:
+            translate = re.match(r"Translate the following \w+ text into (\w+)\..*?\n\n(.*)\n<assistant>", prompt, re.S)
+            if translate:
+                target = next(code for code, lang in LANGUAGES.items() if lang.name == translate.group(1))
+                outputs.append(f"[{target}] {translate.group(2)}")
+                continue
+            lang = next(code for code, language in LANGUAGES.items()
+                        if prompt.startswith(language.freeform_instruction))
+            outputs.append(self.script[lang][seen[prompt] % len(self.script[lang])])
+            seen[prompt] += 1
+        if progress:
+            progress(len(prompts))
+        return outputs
+
+
+def make_qa(script: dict[str, list[str]], encode: Callable[[list[str]], np.ndarray] | None = None,
+            languages: tuple[str, ...] = ("en", "zh")) -> tuple[FreeformQA, ScriptedGenerator]:
+    generator = ScriptedGenerator(script)
+    config = FreeformConfig(languages=languages, samples=2)
+    return FreeformQA(generator, encode or concept_encoder({}), config), generator  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "lang", "span"), [
+    ("The tower was built in 1889 and is tall.\n**Answer:** 330 m", "en", "330 m"),
+    ("埃菲尔铁塔高约330米。\n**答案**：330米", "zh", "330米"),
+    ("Erklärung: Der Turm ist hoch.\nAntwort: „330 Meter“.", "de", "330 Meter"),
+    ("La tour mesure 330 m.\nRéponse : « 330 mètres »", "fr", "330 mètres"),
+    ("東京タワーではなく…\n答え：「東京スカイツリー」。", "ja", "東京スカイツリー"),
+    ("Antwort:\n\n- Berlin\n", "de", "Berlin"),
+    ("The answer is Paris.", "en", "Paris"),
+    ("The answer isn't obvious.\nParis", "en", "Paris"),
+    ("答案是巴黎。", "zh", "巴黎"),
+    ("Risposta: 'Roma'", "it", "Roma"),
+    ("Ответ: Москва", "ru", "Москва"),
+    ("Answer: -40 °C", "en", "-40 °C"),
+    ("Paris", "en", "Paris"),
+    ("Some thought.\nAnswer: ...", "en", None),
+    ("Answer:   ", "en", None),
+    ("   ", "en", None),
+])
+def test_span_extraction(text: str, lang: str, span: str | None) -> None:
+    assert extract_span(text, lang) == span
+
+
+def test_explanation_is_split_from_the_answer_line() -> None:
+    assert split_response("Erklärung: Weil es so ist.\nAntwort: Berlin", "de") == ("Weil es so ist.", "Berlin")
+    assert split_response("Line one.\nBerlin", "de") == ("Line one.", "Berlin")
+
+
+def test_prompt_carries_instruction_passages_and_question() -> None:
+    passages = [Passage("The tower is 330 m tall.", "eiffel.txt", "en")]
+    content = freeform_messages("Wie hoch ist der Eiffelturm?", "de", passages)[0]["content"]
+    assert content.startswith(LANGUAGES["de"].freeform_instruction)
+    assert format_passages(passages, "de") in content and content.endswith("Frage: Wie hoch ist der Eiffelturm?")
+
+
+def test_consensus_answered_by_a_member_in_the_users_language() -> None:
+    qa, generator = make_qa({
+        "en": ["The tower is tall.\nAnswer: 330 m", "Answer: **330 m**"],
+        "zh": ["答案：330米", "答案：300英尺"],
+        "de": ["Antwort: 330 Meter", "Erklärung: Hoch.\nAntwort: „330 Meter“."]})
+    passages = [Passage("The Eiffel Tower is 330 m tall.", "wiki", "en")]
+    answer = qa.ask("Wie hoch ist der Eiffelturm?", "de", passages)
+    assert answer.answer == "330 Meter" and not answer.answer_translated and not answer.abstained
+    assert answer.languages == ["en", "zh", "de"] and answer.consistency == 1.0
+    assert answer.spans == {"en": ["330 m", "330 m"], "zh": ["330米", "300英尺"], "de": ["330 Meter", "330 Meter"]}
+    assert answer.clusters[0]["support"] == {"samples": round(5 / 6, 4), "languages": 1.0}
+    assert answer.clusters[1]["members"] == [{"lang": "zh", "text": "300英尺"}]
+    assert answer.translations["zh"] == "[zh] Wie hoch ist der Eiffelturm?"
+    assert len(generator.calls) == 2 and len(generator.calls[1]) == 6  # one translation call, one sampling call
+    assert all(format_passages(passages, lang) in prompt for prompt, lang
+               in zip(generator.calls[1], ["en", "en", "zh", "zh", "de", "de"]))
+    json.dumps(answer.to_dict(), ensure_ascii=False)
+
+
+def test_representative_is_translated_when_the_users_language_disagrees() -> None:
+    encode = concept_encoder({"Paris": 0, "巴黎": 0})
+    qa, _ = make_qa({"en": ["Answer: Paris"], "zh": ["答案：巴黎"], "de": ["Antwort: Berlin", "Antwort: ..."]}, encode)
+    answer = qa.ask("Was ist die Hauptstadt Frankreichs?", "de")
+    assert answer.answer == "[de] Paris" and answer.answer_translated
+    assert "translated from en" in answer.message and answer.language_majorities == {"en": 0, "zh": 0, "de": 1}
+    assert answer.consistency == pytest.approx(1 / 3)
+
+
+def test_abstains_when_no_language_states_an_answer() -> None:
+    qa, _ = make_qa({"en": ["Answer: ..."], "zh": ["答案：……"]})
+    answer = qa.ask("What is it?", "en")
+    assert answer.abstained and answer.answer is None and answer.clusters == []
+    assert answer.consistency is None and "no sample" in answer.message
+
+
+def test_batch_samples_every_question_in_one_call() -> None:
+    qa, generator = make_qa({"en": ["Answer: 42"], "zh": ["答案：42"], "ja": ["答え：42"]})
+    answers = qa.ask_batch([FreeformRequest("What is six times seven?", "en"), FreeformRequest("六かける七は？", "ja")])
+    assert [a.answer for a in answers] == ["42", "42"] and answers[1].languages == ["en", "zh", "ja"]
+    assert len(generator.calls) == 2 and len(generator.calls[1]) == 10
+    with pytest.raises(CalmRagError):
+        qa.ask("  ", "en")
+
+
+def test_open_dataset_loader(tmp_path: Path) -> None:
+    rows = {"en": [("x1", "How tall?", "330 m")], "zh": [("x1", "多高？", "330米")]}
+    for lang, items in rows.items():
+        (tmp_path / f"{lang}.jsonl").write_text("\n".join(json.dumps(
+            {"id": i, "lang": lang, "question": q, "answer": a}, ensure_ascii=False) for i, q, a in items), "utf-8")
+    [question] = load_open_dataset(tmp_path, ["en", "zh"])
+    assert question.is_open and question.answer == "330 m" and question.versions["zh"].answer == "330米"
+    with pytest.raises(CalmRagError):
+        load_open_dataset(tmp_path, ["en", "de"])
+
+
+def test_end_to_end_with_the_tiny_random_lm(tiny_generator) -> None:
+    config = FreeformConfig(languages=("en", "de"), samples=2, generation=GenerationConfig(max_new_tokens=8))
+    translator = Translator(tiny_generator, GenerationConfig(temperature=0.0, max_new_tokens=8))
+    qa = FreeformQA(tiny_generator, concept_encoder({}), config, translator)
+    answer = qa.ask("How tall is the Eiffel Tower?", "en").to_dict()
+    json.dumps(answer, ensure_ascii=False)
+    assert answer["languages"] == ["en", "de"] and answer["abstained"] == (answer["answer"] is None)
+    assert set(answer["spans"]) == {"en", "de"} and all(len(spans) == 2 for spans in answer["spans"].values())
+    assert sum(len(c["members"]) for c in answer["clusters"]) == sum(s is not None for v in answer["spans"].values()
+                                                                     for s in v)
+    assert answer["model"] and answer["elapsed_s"] >= 0
