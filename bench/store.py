@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=200, help="Queries timed one at a time.")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--hnsw-m", type=int, default=32)
-    parser.add_argument("--ef-construction", type=int, default=80)
+    parser.add_argument("--ef-construction", type=int, default=200)
     parser.add_argument("--ef-search", default="16,32,64,128,256")
     parser.add_argument("--build-docs", type=int, default=10_000, help="0 skips the build benchmark.")
     parser.add_argument("--embedder", default=None, help="Embedder for the build benchmark (default: MiniLM-sized random).")

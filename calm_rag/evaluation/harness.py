@@ -88,7 +88,7 @@ def evaluate(generator: Generator, questions: Sequence[ParallelQuestion], config
              cache: ItemCache | None = None, index: Any | None = None, progress: Progress | None = None
              ) -> tuple[list[ItemRecord], dict[str, float | int]]:
     """Records for `questions` (cached ones reused, the rest answered and cached) and the timings."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     cached = cache.load() if cache else {}
     pending = [question for question in questions if question.id not in cached]
     sampling = config.sampling()
@@ -121,6 +121,7 @@ def evaluate(generator: Generator, questions: Sequence[ParallelQuestion], config
     timings: dict[str, float | int] = {
         "questions_cached": len(questions) - len(pending), "questions_answered": len(pending),
         "prompts": prompts, "retrieve_s": round(retrieve_s, 3), "run_s": round(elapsed, 3),
+        "cpu_s": round(time.process_time() - cpu_started, 3),
         "prompts_per_s": round(prompts / (elapsed - retrieve_s), 3) if prompts and elapsed > retrieve_s else None}
     return [cached.get(question.id) or fresh[question.id] for question in questions], timings
 
