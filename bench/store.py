@@ -116,12 +116,13 @@ def build_bench(args: argparse.Namespace, work: Path) -> dict:
     from calm_rag.indexes.embedder import Embedder, EmbedderConfig
     from calm_rag.indexes.tiny import build_tiny_embedder
 
+    texts = corpus_texts(args.build_docs)
     if args.embedder:
         name = args.embedder
-    else:
-        name = str(build_tiny_embedder(work / "minilm-sized", hidden=384, layers=6, vocab_size=8000))
+    else:  # vocabulary trained on the corpus, so texts tokenize to realistic lengths
+        name = str(build_tiny_embedder(work / "minilm-sized", hidden=384, layers=6, vocab_size=30000,
+                                       extra_text=tuple(texts)))
     embedder = Embedder.load(name, EmbedderConfig(batch_size=args.batch_size, progress=False))
-    texts = corpus_texts(args.build_docs)
     corpus = work / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": t}, ensure_ascii=False) + "\n"
                               for i, t in enumerate(texts)), encoding="utf-8")
@@ -133,12 +134,12 @@ def build_bench(args: argparse.Namespace, work: Path) -> dict:
     started = time.perf_counter()
     report = build_index([corpus], "bench", embedder=embedder, index_dir=work / "indexes", progress=False)
     build_s = time.perf_counter() - started
-    assert report.chunks == len(texts), report.to_dict()
-    encode_rate, build_rate = len(texts) / encode_s, len(texts) / build_s
+    assert report.chunks >= len(texts), report.to_dict()  # a few long sentences are split in two
+    encode_rate, build_rate = len(texts) / encode_s, report.chunks / build_s
     ratio = build_rate / encode_rate
-    print(f"raw encode: {encode_rate:,.0f} docs/s ({encode_s:.1f} s); build_index: {build_rate:,.0f} docs/s "
+    print(f"raw encode: {encode_rate:,.1f} texts/s ({encode_s:.1f} s); build_index: {build_rate:,.1f} chunks/s "
           f"({build_s:.1f} s); build/encode = {ratio:.1%} ({'ok' if ratio >= 0.9 else 'store is a bottleneck'})")
-    return {"docs": len(texts), "embedder": embedder.model_id, "encode_docs_per_s": encode_rate,
+    return {"docs": len(texts), "chunks": report.chunks, "embedder": embedder.model_id, "encode_docs_per_s": encode_rate,
             "build_docs_per_s": build_rate, "ratio": ratio, "encode_s": encode_s, "build_s": build_s,
             "target_met": ratio >= 0.9}
 

@@ -69,7 +69,8 @@ def _pairs(count: int) -> list[dict[str, Any]]:
     return pairs
 
 
-def worker_train(model_path: str, variant: str, steps: int, batch_size: int, output: Path) -> dict[str, Any]:
+def worker_train(model_path: str, variant: str, steps: int, batch_size: int, checkpointing: bool, output: Path
+                 ) -> dict[str, Any]:
     """One DPO run in this process; returns speed and memory."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
@@ -81,7 +82,7 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, out
     torch.manual_seed(0)
     baseline = _rss_mb()
     config = CalmTrainConfig(batch_size=batch_size, gradient_accumulation_steps=1, max_length=256, device="cpu",
-                             dtype="float32", save_steps=10_000, warmup=0)
+                             dtype="float32", save_steps=10_000, warmup=0, gradient_checkpointing=checkpointing)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     reference = (AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
@@ -106,7 +107,7 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, out
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     measured = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
-    return {"variant": variant, "steps": len(stamps), "batch_size": batch_size,
+    return {"variant": variant, "steps": len(stamps), "batch_size": batch_size, "gradient_checkpointing": checkpointing,
             "steps_per_s": (len(stamps) - 1) / measured if len(stamps) > 1 else None,
             "rss_after_imports_mb": baseline, "rss_after_load_mb": loaded, "rss_weights_resident_mb": touched,
             "peak_rss_mb": _peak_rss_mb(), "peak_over_imports_mb": _peak_rss_mb() - baseline,
@@ -153,6 +154,8 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=2, help="questions for the sampling-cost measurement")
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--cot-tokens", type=int, default=48)
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="as the cot recipes do")
+    parser.add_argument("--no-sampling", action="store_true", help="skip the direct vs cot sampling measurement")
     parser.add_argument("--out", default="bench/results/train.json")
     parser.add_argument("--worker", choices=["train", "sampling"], help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -162,7 +165,8 @@ def main() -> None:
 
     if args.worker:
         with TemporaryDirectory() as scratch:
-            result = (worker_train(args.path, args.variant, args.steps, args.batch_size, Path(scratch))
+            result = (worker_train(args.path, args.variant, args.steps, args.batch_size, args.gradient_checkpointing,
+                                   Path(scratch))
                       if args.worker == "train" else worker_sampling(args.path, args.questions, args.samples,
                                                                      args.cot_tokens))
         Path(args.result).write_text(json.dumps(result))
@@ -180,7 +184,8 @@ def main() -> None:
         except CalmRagError as error:
             print(f"skipping {args.model or REAL_MODEL}: {error}")
     common = ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--questions", str(args.questions),
-              "--samples", str(args.samples), "--cot-tokens", str(args.cot_tokens)]
+              "--samples", str(args.samples), "--cot-tokens", str(args.cot_tokens),
+              *(["--gradient-checkpointing"] if args.gradient_checkpointing else [])]
     report: dict[str, Any] = {"machine": platform.platform(), "python": platform.python_version(), "device": "cpu",
                               "models": {}}
     for name, path in models.items():
@@ -191,12 +196,18 @@ def main() -> None:
             "training": runs,
             "memory_ratio_peak": adapter["peak_rss_mb"] / explicit["peak_rss_mb"],
             "memory_ratio_over_imports": adapter["peak_over_imports_mb"] / explicit["peak_over_imports_mb"],
-            "sampling": _spawn("sampling", "--path", path, *common),
+            "memory_ratio_weights": _weights(adapter) / _weights(explicit),
         }
+        if not args.no_sampling:
+            report["models"][name]["sampling"] = _spawn("sampling", "--path", path, *common)
     print(_table(report))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
+
+
+def _weights(run: dict[str, Any]) -> float:
+    return float(run["rss_weights_resident_mb"] - run["rss_after_imports_mb"])
 
 
 def _table(report: dict[str, Any]) -> str:
@@ -205,15 +216,17 @@ def _table(report: dict[str, Any]) -> str:
     for name, result in report["models"].items():
         for variant, run in result["training"].items():
             speed = "-" if run["steps_per_s"] is None else f"{run['steps_per_s']:.3f}"
-            weights = run["rss_weights_resident_mb"] - run["rss_after_imports_mb"]
+            weights = _weights(run)
             lines.append(f"{name[:42]:42} {variant:13} {speed:>8} {run['peak_rss_mb']:>12.0f} "
                          f"{run['peak_over_imports_mb']:>13.0f} {weights:>8.0f} {run['training_overhead_mb']:>9.0f}")
-        sampling = result["sampling"]
         lines.append(f"{'':42} memory ratio adapter/explicit: peak {result['memory_ratio_peak']:.2f}x, "
-                     f"over imports {result['memory_ratio_over_imports']:.2f}x")
-        lines.append(f"{'':42} sampling s/question ({len(sampling['languages'])} langs x {sampling['samples']}): "
-                     f"direct {sampling['direct_s_per_question']:.2f}, cot@{sampling['cot_max_new_tokens']} tokens "
-                     f"{sampling['cot_s_per_question']:.2f} ({sampling['cot_over_direct']:.1f}x)")
+                     f"over imports {result['memory_ratio_over_imports']:.2f}x, "
+                     f"weights {result['memory_ratio_weights']:.2f}x")
+        sampling = result.get("sampling")
+        if sampling:
+            lines.append(f"{'':42} sampling s/question ({len(sampling['languages'])} langs x {sampling['samples']}):"
+                         f" direct {sampling['direct_s_per_question']:.2f}, cot@{sampling['cot_max_new_tokens']} "
+                         f"tokens {sampling['cot_s_per_question']:.2f} ({sampling['cot_over_direct']:.1f}x)")
     return "\n".join(lines)
 
 

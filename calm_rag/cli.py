@@ -743,8 +743,8 @@ def eval_command(
     temperature: float | None = typer.Option(None, help="cot mode (default: greedy for 1 sample, else 0.7)."),
     config: str | None = typer.Option(None, help="TOML file whose 'eval' table holds these settings; flags win."),
     out: str | None = typer.Option(None, help="Write report.json, report.md and report.png here."),
-    cache_dir: str | None = typer.Option(None, help="Resume cache of finished items "
-                                                    "(default: OUT/cache, else ~/.cache/calm-rag/eval)."),
+    cache_dir: str | None = typer.Option(None, help="Cache of finished items, keyed by model, adapter, settings and "
+                                                    "data, for resume and reuse (default: ~/.cache/calm-rag/eval)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore and replace cached items of this exact run."),
     device: str | None = typer.Option(None, help="auto, cpu or cuda (default: settings)."),
     dtype: str = typer.Option("auto", help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16."),
@@ -768,7 +768,7 @@ def eval_command(
     if compare_to not in (None, "base"):
         baseline = load_report(Path(compare_to))
     out_dir = Path(out) if out else None
-    cache = Path(cache_dir) if cache_dir else (out_dir / "cache" if out_dir else settings.model_cache.parent / "eval")
+    cache = Path(cache_dir) if cache_dir else settings.model_cache.parent / "eval"
 
     progress, factory = _eval_progress()
     with progress:

@@ -321,7 +321,9 @@ def _scores(nodes: Sequence[_Node], encode: Encode) -> np.ndarray:
 def semantic_match(prediction: str | None, gold: str | None, encode: Encode, threshold: float = DEFAULT_THRESHOLD,
                    lang: str | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> bool:
     """Whether a free-form prediction means the gold answer, by the clustering's own rule (exact key,
-    then numbers, then cosine >= threshold). `lang` is the language both are written in, if known."""
+    then numbers, then cosine >= threshold). `lang` is the language both are written in, if known.
+    Scoring a dataset, pass a `CachedEncoder` primed with every prediction and gold text: one embedding
+    call in all instead of one per pair."""
     if not prediction or not gold or not answer_key(prediction) or not answer_key(gold):
         return False
     nodes = [_node(truncate(text, max_chars), lang, (index,)) for index, text in enumerate((prediction, gold))]

@@ -95,6 +95,9 @@ class _Run:
 
     def generator(self, number: int) -> Generator:
         loaded = self.model(number)
+        if not getattr(loaded.tokenizer, "chat_template", None):
+            raise CalmRagError(f"{loaded.base_id} has no chat template; CALM samples and trains on chat prompts, "
+                               "so it needs an instruct model")
         return Generator(loaded.model, loaded.tokenizer, name=loaded.base_id)
 
     def train(self, number: int, pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Fixtures for the eval tests: one tiny random model (and a LoRA adapter on it) per session, and a
-small three-language parallel dataset written per test, so nothing is downloaded or read from shared/."""
+"""Fixtures for the eval tests: the session's tiny random model and a LoRA adapter on it, and a small
+three-language parallel dataset written per test, so nothing is downloaded or read from shared/."""
 
 from __future__ import annotations
 
@@ -46,10 +46,9 @@ def dataset(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from calm_rag.testing import build_tiny_causal_lm
-
-    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "tiny")
+def tiny_model(tiny_lm_path: Path) -> Path:
+    """The session's tiny random causal LM (tests/conftest.py)."""
+    return tiny_lm_path
 
 
 @pytest.fixture(scope="session")

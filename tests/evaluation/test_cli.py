@@ -73,7 +73,7 @@ def test_table_output_and_report_files(dataset: Path, tiny_model: Path, tmp_path
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     image = imread(out / "report.png")
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
-    assert list((out / "cache").glob("*.jsonl"))  # the resume cache lives beside the reports
+    assert list((tmp_path / "eval").glob("*.jsonl"))  # the default cache: beside the (isolated) model cache
 
 
 def test_resume_generates_only_the_missing_items(dataset: Path, tiny_model: Path, tmp_path: Path,
@@ -117,7 +117,7 @@ def test_compare_to_base_loads_once_and_reports_deltas(dataset: Path, tiny_model
     monkeypatch.setattr(Generator, "load", classmethod(counting))
     out = tmp_path / "report"
     payload = eval_json(dataset, "--model", tiny_model, "--adapter", tiny_adapter, "--compare-to", "base",
-                        "--languages", "en,de", "--out", out)
+                        "--languages", "en,de", "--out", out, "--cache-dir", out / "cache")
     assert len(loads) == 1
     assert payload["adapter"] == str(tiny_adapter) and payload["baseline"]["adapter"] is None
     base, delta = payload["baseline"], payload["delta"]

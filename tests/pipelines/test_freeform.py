@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import GenerationConfig
+from calm_rag.generation import GenerationConfig, Generator
 from calm_rag.languages import LANGUAGES
 from calm_rag.pipelines.freeform import (FreeformConfig, FreeformQA, FreeformRequest, extract_span,
                                          freeform_messages, load_open_dataset, split_response)
@@ -161,7 +161,7 @@ def test_open_dataset_loader(tmp_path: Path) -> None:
         load_open_dataset(tmp_path, ["en", "de"])
 
 
-def test_end_to_end_with_the_tiny_random_lm(tiny_generator) -> None:
+def test_end_to_end_with_the_tiny_random_lm(tiny_generator: Generator) -> None:
     config = FreeformConfig(languages=("en", "de"), samples=2, generation=GenerationConfig(max_new_tokens=8))
     translator = Translator(tiny_generator, GenerationConfig(temperature=0.0, max_new_tokens=8))
     qa = FreeformQA(tiny_generator, concept_encoder({}), config, translator)

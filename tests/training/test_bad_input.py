@@ -75,3 +75,11 @@ def test_out_of_memory(tmp_path: Path, recipe: Path, tiny_lm_path: Path, monkeyp
     fails(["train", "--pairs", str(pairs), "--model", str(tiny_lm_path), "--config", str(recipe), "--batch-size", "2",
            "--out", str(tmp_path / "o")], "out of memory during DPO training (batch_size=2, max_length=256)",
           "lower batch_size")
+
+
+def test_model_without_chat_template(tmp_path: Path, dataset: Path, recipe: Path) -> None:
+    from calm_rag.testing import build_tiny_causal_lm
+
+    base = build_tiny_causal_lm(tmp_path / "base-model", chat_template=False)
+    fails(["train", str(dataset), "--mode", "direct", "--model", str(base), "--config", str(recipe), "--out",
+           str(tmp_path / "o")], "has no chat template; CALM samples and trains on chat prompts")
