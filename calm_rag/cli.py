@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from calm_rag.generation import GenerationConfig
     from calm_rag.pipelines.answer import Answer
+    from calm_rag.pipelines.freeform import FreeformAnswer
 
 app = typer.Typer(
     name="calm-rag",
@@ -128,15 +129,44 @@ def _render_answer(answer: "Answer") -> None:
                   f"{answer.elapsed_s:.1f} s")
     if answer.message and not answer.abstained:
         console.print(f"[dim]{answer.message}[/]")
-    if answer.sources:
-        sources = Table(title="Sources")
-        for column in ("#", "score", "lang", "source", "text"):
-            sources.add_column(column, overflow="fold")
-        for number, source in enumerate(answer.sources, start=1):
-            text = source["text"] if len(source["text"]) < 160 else source["text"][:157] + "..."
-            sources.add_row(str(number), f"{source['score']:.3f}", source.get("lang") or "?", str(source["source"]),
-                            text)
-        console.print(sources)
+    _render_sources(answer.sources)
+
+
+def _render_sources(sources: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    if not sources:
+        return
+    table = Table(title="Sources")
+    for column in ("#", "score", "lang", "source", "text"):
+        table.add_column(column, overflow="fold")
+    for number, source in enumerate(sources, start=1):
+        text = source["text"] if len(source["text"]) < 160 else source["text"][:157] + "..."
+        table.add_row(str(number), f"{source['score']:.3f}", source.get("lang") or "?", str(source["source"]), text)
+    console.print(table)
+
+
+def _render_open_answer(answer: "FreeformAnswer") -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    if answer.abstained:
+        console.print(Panel(answer.message, title="No answer", border_style="yellow"))
+    else:
+        console.print(Panel(f"[bold]{answer.answer}[/]", title=f"Answer ({answer.lang})", border_style="green"))
+    table = Table(title="Answer clusters across languages")
+    for column in ("#", "representative", "members", "samples", "languages"):
+        table.add_column(column, overflow="fold")
+    for number, cluster in enumerate(answer.clusters, start=1):
+        members = "; ".join(f"{m['lang']}: {m['text']}" for m in cluster["members"])
+        table.add_row(str(number), cluster["representative"], members, f"{cluster['support']['samples']:.0%}",
+                      f"{cluster['support']['languages']:.0%}")
+    console.print(table)
+    consistency = "n/a" if answer.consistency is None else f"{answer.consistency:.2f}"
+    console.print(f"consistency {consistency} | {answer.model} | {answer.elapsed_s:.1f} s")
+    if answer.message and not answer.abstained:
+        console.print(f"[dim]{answer.message}[/]")
+    _render_sources(answer.sources)
 
 
 @cli_command()
@@ -161,33 +191,54 @@ def ask(
     batch_size: int = typer.Option(32, help="Most sequences per generate call (memory budget)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     plain_prompts: bool = typer.Option(False, help="Allow a model without a chat template (plain-text prompts)."),
+    embedder: str | None = typer.Option(None, help="Open questions: embedder that clusters answers by meaning."),
+    threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers "
+                                                      "agree (default 0.80, tuned for EmbeddingGemma)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as one JSON object."),
 ) -> None:
-    """Answer a multiple-choice question by cross-lingual self-consistency: ask it in several languages,
-    sample answers in each, vote, and answer in --lang with the consensus, its vote table and sources."""
+    """Answer a question by cross-lingual self-consistency: ask it in several languages, sample answers
+    in each, vote, and answer in --lang with the consensus, its vote table and sources.
+
+    With --choice options the vote is over option letters; without, the question is open and the
+    answers are clustered by meaning across languages (the largest cluster wins)."""
     from pathlib import Path
 
     from calm_rag.languages import parse_languages
     from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
     from calm_rag.pipelines.sampling import SamplingConfig
 
+    from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig
+
     request = QuestionRequest(question, lang, list(choice))
-    request.to_question()  # bad input fails here, before any model loads
+    if choice:
+        request.to_question()  # bad input fails here, before any model loads
+    else:
+        if not question.strip():
+            raise CalmRagError("the question is empty")
+        from calm_rag.languages import get_language
+
+        get_language(lang)
+        ClusterConfig(threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
     qa_config = QAConfig(
         model=model, adapter=adapter, languages=tuple(parse_languages(languages)) if languages else None,
         samples=samples, mode=mode, permute=permute, balanced=balanced, index=index,  # type: ignore[arg-type]
         index_dir=Path(index_dir) if index_dir else None, top_k=top_k, device=device, plain_prompts=plain_prompts,
+        embedder=embedder, cluster_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
         generation=_generation_config(temperature, top_p, max_new_tokens, seed, batch_size))
     SamplingConfig(mode=qa_config.mode)
     with err_console.status("Loading models..."):
         qa = CalmQA.from_config(qa_config)
         qa.index  # open the index before generating, so a missing index fails fast
+        if not choice:
+            qa.encode  # load the answer embedder up front too
     with _StageBar(enabled=not as_json) as bar:
-        answer = qa.ask_batch([request], progress=bar)[0]
+        answer = qa.ask_batch([request], progress=bar)[0] if choice else qa.ask_open_batch([request], progress=bar)[0]
     if as_json:
         print_json(answer.to_dict())
+    elif choice:
+        _render_answer(answer)  # type: ignore[arg-type]
     else:
-        _render_answer(answer)
+        _render_open_answer(answer)  # type: ignore[arg-type]
 
 
 @cli_command()

@@ -3,13 +3,16 @@
 It reads the prompt like a model would: translation prompts come back as "[<target>] <text>";
 multiple-choice prompts are answered with the option whose text contains one of `knowledge`'s
 strings for that language (so the answer follows the option's *content* through rotations and
-translations), or with `fallback` text when it knows nothing.
+translations), open questions with that string itself, or with `fallback` text when it knows nothing.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from calm_rag.generation import GenerationConfig
 from calm_rag.languages import LANGUAGES
@@ -32,6 +35,12 @@ class FakeGenerator:
         if translate:
             target = next(code for code, lang in LANGUAGES.items() if lang.name == translate.group(2))
             return f"[{target}] {translate.group(3)}"
+        open_lang = next((code for code, language in LANGUAGES.items()
+                          if prompt.startswith(language.freeform_instruction)), None)
+        if open_lang:
+            language = LANGUAGES[open_lang]
+            known = self.knowledge.get(open_lang)
+            return f"{language.answer_label}{language.colon}{known}" if known else self.fallback
         lang = next(code for code, language in LANGUAGES.items() if prompt.startswith(language.instruction)
                     or prompt.startswith(language.direct_instruction))
         wanted = self.knowledge.get(lang)
@@ -58,3 +67,19 @@ class FakeGenerator:
                        for label in labels}
             results.append(weights)
         return results
+
+
+def concept_encoder(concepts: dict[str, int], calls: list[list[str]] | None = None, dim: int = 512
+                    ) -> Callable[[list[str]], np.ndarray]:
+    """A fake embedder: texts named in `concepts` share one direction per concept; any other text gets
+    its own direction (so it matches only itself). `calls` records each batch it was asked to embed."""
+
+    def encode(texts: list[str]) -> np.ndarray:
+        if calls is not None:
+            calls.append(list(texts))
+        rows = np.zeros((len(texts), dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            rows[row, concepts[text] if text in concepts else 16 + zlib.crc32(text.encode()) % (dim - 16)] = 1.0
+        return rows
+
+    return encode

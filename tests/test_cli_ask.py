@@ -59,3 +59,24 @@ def test_model_without_chat_template_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "no chat template" in result.output
     assert runner.invoke(app, [*args, "--plain-prompts"]).exit_code == 0
+
+
+def test_open_question_without_choices(tiny_lm_path: Path, tiny_embedder_path: Path) -> None:
+    result = runner.invoke(app, ["ask", "Wie hoch ist der Eiffelturm?", "--lang", "de", "--languages", "en,de",
+                                 "--samples", "2", "--model", str(tiny_lm_path), "--embedder", str(tiny_embedder_path),
+                                 "--max-new-tokens", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert {"answer", "clusters", "consistency", "sources", "abstained"} <= set(answer)
+    assert answer["lang"] == "de" and answer["languages"] == ["en", "de"]
+    for cluster in answer["clusters"]:
+        assert {"representative", "members", "support"} <= set(cluster)
+    table = runner.invoke(app, ["ask", "Wie hoch ist der Eiffelturm?", "--lang", "de", "--languages", "en,de",
+                                "--samples", "1", "--model", str(tiny_lm_path), "--embedder", str(tiny_embedder_path),
+                                "--max-new-tokens", "8"])
+    assert table.exit_code == 0 and "Answer clusters across languages" in table.stdout
+
+
+def test_open_question_bad_threshold(tiny_lm_path: Path) -> None:
+    result = runner.invoke(app, ["ask", "Wie hoch?", "--lang", "de", "--threshold", "3", "--model", str(tiny_lm_path)])
+    assert result.exit_code == 2 and "threshold" in result.output

@@ -4,7 +4,6 @@ texts named in `concepts` share a direction per concept; any other text gets its
 
 from __future__ import annotations
 
-import zlib
 from decimal import Decimal
 
 import numpy as np
@@ -12,17 +11,7 @@ import pytest
 
 from calm_rag.clustering import (CachedEncoder, ClusterConfig, answer_key, cluster_answers, exact_match,
                                  extract_quantities, foreign_script, semantic_match, truncate)
-
-
-def concept_encoder(concepts: dict[str, int], calls: list[list[str]] | None = None, dim: int = 512):
-    def encode(texts: list[str]) -> np.ndarray:
-        if calls is not None:
-            calls.append(list(texts))
-        rows = np.zeros((len(texts), dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            rows[row, concepts[text] if text in concepts else 16 + zlib.crc32(text.encode()) % (dim - 16)] = 1.0
-        return rows
-    return encode
+from tests.fakes import concept_encoder
 
 
 def same_everything(texts: list[str]) -> np.ndarray:

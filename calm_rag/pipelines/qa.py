@@ -18,12 +18,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig, Encode
 from calm_rag.config import Settings, load_settings
 from calm_rag.errors import CalmRagError
 from calm_rag.extraction import split_explanation
 from calm_rag.generation import GenerationConfig, Generator
 from calm_rag.languages import get_language, parse_languages
 from calm_rag.pipelines.answer import Answer
+from calm_rag.pipelines.freeform import FreeformAnswer, FreeformConfig, FreeformQA, FreeformRequest, load_encoder
 from calm_rag.pipelines.sampling import SamplingConfig, sample_responses, vote_responses
 from calm_rag.prompts import Mode, Passage
 from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
@@ -52,6 +54,10 @@ class QAConfig:
     dtype: str = "auto"
     plain_prompts: bool = False
     """Allow a generator without a chat template (prompted with plain text)."""
+    embedder: str | None = None
+    """Open questions: the embedder that clusters answers by meaning (default: settings.embedder)."""
+    cluster_threshold: float = DEFAULT_THRESHOLD
+    """Open questions: cosine similarity at which two answers count as the same (see calm_rag.clustering)."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:
@@ -105,12 +111,13 @@ class CalmQA:
     """Load once, answer many: the library entry point for QA apps."""
 
     def __init__(self, generator: Generator, config: QAConfig | None = None, settings: Settings | None = None,
-                 index: Any | None = None) -> None:
+                 index: Any | None = None, encode: Encode | None = None) -> None:
         self.generator = generator
         self.config = config or QAConfig()
         self.settings = settings or load_settings()
         self.translator = Translator(generator)
         self._index = index
+        self._encode = encode
 
     @classmethod
     def from_config(cls, config: QAConfig | Path | str | None = None, **overrides: Any) -> CalmQA:
@@ -132,6 +139,46 @@ class CalmQA:
             self._index = Index.open(self.config.index, index_dir=self.config.index_dir or self.settings.index_dir)
         return self._index
 
+    @property
+    def encode(self) -> Encode:
+        """The answer embedder for open questions, loaded on first use."""
+        if self._encode is None:
+            self._encode = load_encoder(self.config.embedder or self.settings.embedder)
+        return self._encode
+
+    def ask_open(self, question: str, lang: str, **overrides: Any) -> FreeformAnswer:
+        """Answer one open question (no options): answers are clustered by meaning across languages."""
+        return self.ask_open_batch([QuestionRequest(question, lang, ())], **overrides)[0]
+
+    def ask_open_batch(self, requests: Sequence[QuestionRequest], languages: Sequence[str] | None = None,
+                       samples: int | None = None, progress: StageProgress | None = None) -> list[FreeformAnswer]:
+        """Open questions through the same translation, retrieval and batched sampling as `ask_batch`."""
+        for request in requests:
+            if not request.question or not request.question.strip():
+                raise CalmRagError("the question is empty")
+            get_language(request.lang)
+        hits = self._retrieve([request.question for request in requests], progress)
+        freeform = FreeformQA(self.generator, self.encode, FreeformConfig(
+            languages=tuple(self._languages(languages)), samples=samples or self.config.samples or self.settings.samples,
+            generation=self.config.generation, clustering=ClusterConfig(threshold=self.config.cluster_threshold)),
+            translator=self.translator)
+        answers = freeform.ask_batch(
+            [FreeformRequest(request.question, request.lang, [Passage(h.text, h.source, h.lang) for h in found])
+             for request, found in zip(requests, hits)], progress=progress)
+        for answer, found in zip(answers, hits):
+            answer.sources = [_source(hit) for hit in found]
+        return answers
+
+    def _retrieve(self, questions: list[str], progress: StageProgress | None) -> list[list[Any]]:
+        """The top-k passages for each question; empty lists without an index (zero-shot)."""
+        if self.index is None:
+            return [[] for _ in questions]
+        report = progress or (lambda stage, done, total: None)
+        report("retrieving", 0, len(questions))
+        hits = self.index.search(questions, self.config.top_k)
+        report("retrieving", len(questions), len(questions))
+        return hits
+
     def ask(self, question: str, lang: str, choices: Sequence[str], **overrides: Any) -> Answer:
         """Answer one multiple-choice question asked in `lang`."""
         return self.ask_batch([QuestionRequest(question, lang, list(choices))], **overrides)[0]
@@ -152,11 +199,7 @@ class CalmQA:
             mode=self.config.mode, permute=self.config.permute, balanced=self.config.balanced,
             generation=self.config.generation)
 
-        hits: list[list[Any]] = [[] for _ in sources]
-        if self.index is not None:
-            report("retrieving", 0, len(sources))
-            hits = self.index.search([q.question for q in sources], self.config.top_k)
-            report("retrieving", len(sources), len(sources))
+        hits = self._retrieve([q.question for q in sources], progress)
 
         parallel = self._translate(sources, wanted, report)
         passages = [[Passage(hit.text, hit.source, hit.lang) for hit in found] for found in hits]

@@ -1,8 +1,9 @@
 """LangChain adapter: `CalmQA` as a `Runnable`, so the cross-lingual pipeline composes in LCEL chains.
 
-Input: a dict `{"question": str, "lang": str, "choices": [str, ...]}` (`lang` defaults to "en").
-Output: an `Answer`. `batch` goes through `CalmQA.ask_batch`, so a batch is one set of
-generate calls, not a loop.
+Input: a dict `{"question": str, "lang": str, "choices": [str, ...]}` (`lang` defaults to "en";
+without `choices` the question is open and answered by semantic voting). Output: an `Answer`
+(a `FreeformAnswer` for open questions). `batch` goes through `CalmQA.ask_batch` /
+`ask_open_batch`, so a batch is one set of generate calls, not a loop.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from calm_rag.errors import CalmRagError
 from calm_rag.pipelines.answer import Answer
+from calm_rag.pipelines.freeform import FreeformAnswer
 from calm_rag.pipelines.qa import CalmQA, QuestionRequest
 
 
@@ -23,13 +25,22 @@ def _request(item: Mapping[str, Any]) -> QuestionRequest:
     return QuestionRequest(str(item["question"]), str(item.get("lang", "en")), list(item.get("choices") or []))
 
 
-class CalmQARunnable(Runnable[Mapping[str, Any], Answer]):
+class CalmQARunnable(Runnable[Mapping[str, Any], Answer | FreeformAnswer]):
     def __init__(self, qa: CalmQA) -> None:
         self.qa = qa
 
-    def invoke(self, input: Mapping[str, Any], config: RunnableConfig | None = None, **kwargs: Any) -> Answer:
-        return self.qa.ask_batch([_request(input)])[0]
+    def invoke(self, input: Mapping[str, Any], config: RunnableConfig | None = None,
+               **kwargs: Any) -> Answer | FreeformAnswer:
+        return self.batch([input])[0]
 
     def batch(self, inputs: Sequence[Mapping[str, Any]], config: RunnableConfig | Sequence[RunnableConfig] | None = None,
-              *, return_exceptions: bool = False, **kwargs: Any) -> list[Answer]:
-        return self.qa.ask_batch([_request(item) for item in inputs])
+              *, return_exceptions: bool = False, **kwargs: Any) -> list[Answer | FreeformAnswer]:
+        requests = [_request(item) for item in inputs]
+        closed = [i for i, request in enumerate(requests) if request.choices]
+        open_ = [i for i, request in enumerate(requests) if not request.choices]
+        results: dict[int, Answer | FreeformAnswer] = {}
+        if closed:
+            results.update(zip(closed, self.qa.ask_batch([requests[i] for i in closed])))
+        if open_:
+            results.update(zip(open_, self.qa.ask_open_batch([requests[i] for i in open_])))
+        return [results[i] for i in range(len(requests))]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,15 +19,7 @@ from calm_rag.pipelines.freeform import (FreeformConfig, FreeformQA, FreeformReq
                                          freeform_messages, load_open_dataset, split_response)
 from calm_rag.prompts import Passage, format_passages
 from calm_rag.translation import Translator
-
-
-def concept_encoder(concepts: dict[str, int], dim: int = 512) -> Callable[[list[str]], np.ndarray]:
-    def encode(texts: list[str]) -> np.ndarray:
-        rows = np.zeros((len(texts), dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            rows[row, concepts[text] if text in concepts else 16 + zlib.crc32(text.encode()) % (dim - 16)] = 1.0
-        return rows
-    return encode
+from tests.fakes import concept_encoder
 
 
 class ScriptedGenerator:

@@ -3,7 +3,7 @@ import pytest
 from calm_rag.errors import CalmRagError
 from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
 from calm_rag.pipelines.runnable import CalmQARunnable
-from tests.fakes import FakeGenerator
+from tests.fakes import FakeGenerator, concept_encoder
 
 CHOICES = ["Blumenbeet", "Florida Keys", "Gezeitenbecken", "Korallenmeer", "Aquarium"]
 QUESTION = "Wo im Osten der USA findet man eine Anemone?"
@@ -80,3 +80,25 @@ def test_langchain_runnable_invoke_and_batch() -> None:
     assert [a.answer for a in answers] == ["C", "C"]
     chained = runnable | (lambda a: a.answer_text)
     assert chained.invoke({"question": QUESTION, "lang": "de", "choices": CHOICES}) == "Gezeitenbecken"
+
+
+def test_open_question_is_answered_by_semantic_voting() -> None:
+    generator = FakeGenerator({"en": "330 m", "zh": "330米", "de": "300 Fuß"})
+    qa = CalmQA(generator, QAConfig(languages=("en", "zh", "de"), samples=2),  # type: ignore[arg-type]
+                encode=concept_encoder({}))
+    answer = qa.ask_open("Wie hoch ist der Eiffelturm?", "de")
+    # "330 m" and "330米" agree by their numbers; the German "300 Fuß" is another cluster
+    assert answer.answer == "[de] 330 m" or answer.answer == "[de] 330米"
+    assert answer.clusters[0]["support"]["languages"] == pytest.approx(2 / 3, abs=1e-3)
+    assert {m["lang"] for m in answer.clusters[0]["members"]} == {"en", "zh"}
+    assert answer.consistency == pytest.approx(1 / 3, abs=1e-3)
+    assert answer.sources == []
+
+
+def test_runnable_routes_open_and_multiple_choice_questions() -> None:
+    generator = FakeGenerator({"en": "[en] Gezeitenbecken"})
+    qa = CalmQA(generator, QAConfig(languages=("en", "de"), samples=1), encode=concept_encoder({}))  # type: ignore[arg-type]
+    closed, opened = CalmQARunnable(qa).batch([{"question": QUESTION, "lang": "de", "choices": CHOICES},
+                                               {"question": "Wie hoch?", "lang": "de"}])
+    assert closed.answer == "C"
+    assert hasattr(opened, "clusters")
