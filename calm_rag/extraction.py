@@ -34,7 +34,8 @@ def normalize(text: str) -> str:
     """Fold full-width forms and drop markdown emphasis so that one set of patterns fits all."""
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("\r\n", "\n")
-    return re.sub(r"[*`#]|(?<!\w)_+|_+(?!\w)", "", text)
+    text = re.sub(r"^[ \t]*#+[ \t]*", "", text, flags=re.MULTILINE)  # markdown headings, not "C#"
+    return re.sub(r"[*`]|(?<!\w)_+|_+(?!\w)", "", text)
 
 
 def _spaced(char: str) -> bool:

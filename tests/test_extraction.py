@@ -63,3 +63,9 @@ def test_longer_option_shadows_its_substring() -> None:
 def test_split_explanation_drops_label_and_answer_line() -> None:
     assert split_explanation("Erklärung: Weil es so ist.\nAntwort: C", "de") == "Weil es so ist."
     assert split_explanation("解释：因为医院。\n答案：C", "zh") == "因为医院。"
+
+
+def test_markdown_heading_is_dropped_but_hash_in_an_option_is_kept() -> None:
+    choices = make_choices(["C#", "Java"])
+    assert extract_letter("### Answer: B", "en", choices) == "B"
+    assert extract_letter("C#", "en", choices) == "A"
