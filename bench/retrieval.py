@@ -118,7 +118,7 @@ def evaluate(embedder: Embedder, langs, corpus, queries, qrels, work: Path, labe
 
     pooled_hits = index.search_vectors(query_vectors, 10)
     pooled_rank = np.array([next((n + 1 for n, hit in enumerate(hits) if hit.doc_id in qrels[q["qid"]].values()), 0)
-                            for q, hits in zip(queries, pooled_hits)])
+                            for q, hits in zip(queries, pooled_hits, strict=True)])
     names = [f"recall@{k}" for k in KS] + ["mrr@10"]
 
     def mean(cells: list[dict[str, float]]) -> dict[str, float]:

@@ -745,23 +745,6 @@ def merge(
 
 # ---- eval command -----------------------------------------------------------------------------
 
-def _eval_progress() -> tuple[Any, Any]:
-    """A rich progress bar on stderr (only on a terminal, so --json and pipes stay clean)."""
-    from contextlib import nullcontext
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    if not err_console.is_terminal:
-        return nullcontext(), None
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err_console, transient=True)
-
-    def factory(label: str, total: int) -> Callable[[int], None]:
-        task = bar.add_task(f"eval ({label})", total=total)
-        return lambda done: bar.advance(task, done)
-
-    return bar, factory
-
 
 @cli_command(name="eval")
 def eval_command(
@@ -807,6 +790,7 @@ def eval_command(
 
     from calm_rag.config import load_settings
     from calm_rag.evaluation import build_payload, load_eval_config, load_report, run_evaluation, write_reports
+    from calm_rag.evaluation.progress import terminal_progress
     from calm_rag.evaluation.report import rich_tables
 
     settings = load_settings()
@@ -821,7 +805,7 @@ def eval_command(
     out_dir = Path(out) if out else None
     cache = Path(cache_dir) if cache_dir else settings.model_cache.parent / "eval"
 
-    progress, factory = _eval_progress()
+    progress, factory = terminal_progress(err_console)
     with progress:
         runs = run_evaluation(Path(data), eval_config, model=model or settings.generator,
                               adapter=Path(adapter) if adapter else None, compare_base=compare_to == "base",

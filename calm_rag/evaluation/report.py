@@ -18,7 +18,7 @@ from rich.text import Text
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.scoring import top_letter_share
 
-SCALARS = ("mean_accuracy", "vote_accuracy", "consistency")
+SCALARS = ("mean_accuracy", "vote_accuracy", "consistency", "top_letter_share")
 PER_LANGUAGE = ("accuracy_by_language", "parse_rate_by_language")
 COMPARABLE = ("data_hash", "split", "languages", "n_questions")
 """What must match for two runs' numbers to be compared."""
@@ -93,7 +93,8 @@ def metric_rows(payload: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
                          fmt(delta["parse_rate_by_language"].get(lang), True)])
         else:
             rows.append([lang, fmt(accuracy), fmt(parse)])
-    names = {"mean_accuracy": "mean accuracy", "vote_accuracy": "cross-lingual vote", "consistency": "consistency"}
+    names = {"mean_accuracy": "mean accuracy", "vote_accuracy": "cross-lingual vote", "consistency": "consistency",
+             "top_letter_share": f"top letter share ({payload.get('top_letter') or '–'})"}
     for key, name in names.items():
         if base:
             rows.append([name, fmt(payload.get(key)), fmt(base.get(key)), fmt(delta.get(key), True), "", "", ""])

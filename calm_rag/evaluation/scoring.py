@@ -97,9 +97,12 @@ def top_letter_share(counts: Mapping[str, int]) -> tuple[str, float] | None:
 
 
 def score(records: Sequence[ItemRecord], languages: Sequence[str], balanced: bool = False) -> dict[str, Any]:
-    """The metrics of `calm_rag.metrics.summarize` plus the letter distribution."""
+    """The metrics of `calm_rag.metrics.summarize` plus the letter distribution and its most frequent letter
+    (over every language's answers): a rising `top_letter_share` flags a gain that is one letter taking over."""
     outcomes = [record.outcome(balanced) for record in records]
     labels = list(dict.fromkeys(label for record in records for label in record.labels))
     summary = summarize(outcomes, languages)
     summary["letters"] = letter_distribution(outcomes, labels, languages)
+    top = top_letter_share(summary["letters"]["overall"])
+    summary["top_letter"], summary["top_letter_share"] = top if top else (None, None)
     return summary

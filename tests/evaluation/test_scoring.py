@@ -36,6 +36,7 @@ def test_score_matches_hand_computed_values() -> None:
     assert summary["vote_accuracy"] == pytest.approx(2 / 3)
     assert summary["consistency"] == pytest.approx((1 + 0 + 1) / 3)
     assert summary["parse_rate_by_language"] == pytest.approx({"en": 1.0, "de": 1.0, "zh": 2 / 3})
+    assert summary["top_letter"] == "B" and summary["top_letter_share"] == pytest.approx(4 / 9)
 
 
 def test_consistency_is_undefined_with_fewer_than_two_answers() -> None:
@@ -70,11 +71,12 @@ def test_records_round_trip_through_json() -> None:
 
 def test_deltas_and_payload() -> None:
     run = {"label": "adapter", "mean_accuracy": 0.5, "vote_accuracy": None, "consistency": 0.75,
-           "accuracy_by_language": {"en": 0.5}, "parse_rate_by_language": {"en": 1.0}}
+           "top_letter_share": 0.5, "accuracy_by_language": {"en": 0.5}, "parse_rate_by_language": {"en": 1.0}}
     base = {"label": "base", "mean_accuracy": 0.25, "vote_accuracy": 0.5, "consistency": 1.0,
-            "accuracy_by_language": {"en": 0.25}, "parse_rate_by_language": {"en": 0.5}}
+            "top_letter_share": 0.25, "accuracy_by_language": {"en": 0.25}, "parse_rate_by_language": {"en": 0.5}}
     assert deltas(run, base) == {"mean_accuracy": 0.25, "vote_accuracy": None, "consistency": -0.25,
-                                 "accuracy_by_language": {"en": 0.25}, "parse_rate_by_language": {"en": 0.5}}
+                                 "top_letter_share": 0.25, "accuracy_by_language": {"en": 0.25},
+                                 "parse_rate_by_language": {"en": 0.5}}
     assert build_payload(run) is run
     with pytest.raises(CalmRagError, match="differs in n_questions"):
         build_payload({**run, "n_questions": 3}, {**base, "n_questions": 4})
