@@ -26,7 +26,7 @@ DEMO_QUESTION := Wann entdeckte Carl Wilhelm Scheele Sauerstoff?
 
 demo: install
 	$(CALM) models pull
-	$(CALM) index examples/demo_corpus --name demo
+	$(CALM) index examples/demo_corpus/corpus.jsonl --name demo
 	$(CALM) ask "$(DEMO_QUESTION)" --lang de --index demo --top-k 3 \
 	    --choice 1773 --choice 1774 --choice 1777 --choice 1783 \
 	    --languages en,zh,de --samples 1 --max-new-tokens 160
