@@ -68,6 +68,24 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
         raise CalmRagError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
 
 
+def load_causal_lm(path: Path, *, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
+    """(model on `device`, tokenizer) from a local folder; shared by answering and training."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = pick_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, target))
+    except (OSError, ValueError) as error:
+        raise CalmRagError(f"cannot load model from {path}: {error}".splitlines()[0]) from None
+    return model.to(target), tokenizer
+
+
+def base_names(resolved: Any) -> list[str]:
+    """The names an adapter's recorded base may carry to count as `resolved` (a `ResolvedModel`)."""
+    return [str(resolved.path), resolved.name, resolved.hub_id or ""]
+
+
 def check_adapter_base(adapter: Path, accepted_bases: Sequence[str]) -> None:
     """Refuse an adapter trained on another base model (its adapter_config names the base)."""
     config_file = adapter / "adapter_config.json"
@@ -106,24 +124,17 @@ class Generator:
     def load(cls, name_or_path: str, *, adapter: str | Path | None = None, device: str = "auto",
              dtype: str = "auto", plain_prompts: bool = False) -> Generator:
         """Resolve `name_or_path` (short name, hub id or local folder), load it, attach a LoRA adapter."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from calm_rag.models import resolve_model
 
         resolved = resolve_model(name_or_path, role="generator")
-        target = pick_device(device)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-            model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=pick_dtype(dtype, target))
-        except (OSError, ValueError) as error:
-            raise CalmRagError(f"cannot load generator from {resolved.path}: {error}".splitlines()[0]) from None
+        model, tokenizer = load_causal_lm(resolved.path, device=device, dtype=dtype)
         if adapter is not None:
             from peft import PeftModel
 
             adapter_path = Path(adapter)
-            check_adapter_base(adapter_path, [str(resolved.path), resolved.name, resolved.hub_id or ""])
+            check_adapter_base(adapter_path, base_names(resolved))
             model = PeftModel.from_pretrained(model, adapter_path)
-        return cls(model.to(target), tokenizer, name=resolved.hub_id or resolved.name, plain_prompts=plain_prompts)
+        return cls(model, tokenizer, name=resolved.hub_id or resolved.name, plain_prompts=plain_prompts)
 
     # ---- prompts ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import check_adapter_base
+from calm_rag.generation import base_names, check_adapter_base
 from calm_rag.training import modeling
 from calm_rag.training.artifacts import RunFolder, read_json, write_json
 
@@ -36,7 +36,7 @@ def merge_adapter(run: Path | str, out: Path | str, model: str | None = None, *,
         raise CalmRagError(f"{run} is not a LoRA adapter folder (no adapter_config.json); "
                            "pass the --out folder of `calm-rag train`")
     resolved = modeling.resolve(model or _base_name(run))
-    check_adapter_base(run, modeling.accepted_bases(resolved))
+    check_adapter_base(run, base_names(resolved))
     folder = RunFolder.open(out, overwrite=overwrite, resumable=False)
     loaded = modeling.load_model(resolved, device="cpu", dtype=dtype)
     merged = PeftModel.from_pretrained(loaded.model, run).merge_and_unload()

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from calm_rag.errors import CalmRagError
-from calm_rag.generation import check_adapter_base, pick_device, pick_dtype
+from calm_rag.generation import base_names, check_adapter_base, load_causal_lm
 
 
 @dataclass
@@ -37,11 +36,6 @@ def resolve(name: str) -> Any:
     return resolve_model(name, role="generator")
 
 
-def accepted_bases(resolved: Any) -> list[str]:
-    """Names an adapter's recorded base may carry to count as this model."""
-    return [str(resolved.path), resolved.name, resolved.hub_id or ""]
-
-
 def describe(resolved: Any) -> dict[str, Any]:
     return {"name": resolved.name, "hub_id": resolved.hub_id, "path": str(resolved.path),
             "source": resolved.source, "revision": resolved.revision}
@@ -49,17 +43,10 @@ def describe(resolved: Any) -> dict[str, Any]:
 
 def load_model(resolved: Any, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
     """Load a resolved model on `device` for training."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target = pick_device(device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-        model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=pick_dtype(dtype, target))
-    except (OSError, ValueError) as error:
-        raise CalmRagError(f"cannot load model from {resolved.path}: {error}".splitlines()[0]) from None
+    model, tokenizer = load_causal_lm(resolved.path, device=device, dtype=dtype)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(model.to(target), tokenizer, resolved)
+    return LoadedModel(model, tokenizer, resolved)
 
 
 def attach_adapter(loaded: LoadedModel, adapter: Path | str) -> None:
@@ -67,7 +54,7 @@ def attach_adapter(loaded: LoadedModel, adapter: Path | str) -> None:
     from peft import PeftModel
 
     folder = Path(adapter)
-    check_adapter_base(folder, accepted_bases(loaded.resolved))
+    check_adapter_base(folder, base_names(loaded.resolved))
     loaded.model = PeftModel.from_pretrained(loaded.model, folder, is_trainable=True)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from calm_rag.config import load_settings
 from calm_rag.data import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import Generator, check_adapter_base
+from calm_rag.generation import Generator, base_names, check_adapter_base
 from calm_rag.questions import ParallelQuestion
 from calm_rag.training import modeling
 from calm_rag.training.artifacts import (RunFolder, copy_adapter, library_versions, plot_training, read_json,
@@ -162,7 +162,7 @@ def _prepare(config: CalmTrainConfig, out: Path | str, adapter: Path | str | Non
     resolved = modeling.resolve(config.model)
     start = Path(adapter) if adapter is not None else None
     if start is not None:
-        check_adapter_base(start, modeling.accepted_bases(resolved))
+        check_adapter_base(start, base_names(resolved))
     return config, resolved, start, RunFolder.open(out, resume=resume, overwrite=overwrite)
 
 
