@@ -3,7 +3,14 @@
 from calm_rag.errors import CalmRagError
 from calm_rag.generation import GenerationConfig, Generator
 from calm_rag.languages import LANGUAGES, Language, get_language
-from calm_rag.pipelines import Answer, CalmQA, CalmQARunnable, QAConfig, QuestionRequest, SamplingConfig
+from calm_rag.pipelines import (
+    Answer,
+    CalmQA,
+    CalmQARunnable,
+    QAConfig,
+    QuestionRequest,
+    SamplingConfig,
+)
 from calm_rag.questions import Choice, MCQuestion, ParallelQuestion
 from calm_rag.voting import VoteResult, cross_lingual_vote, pairwise_consistency
 

@@ -84,7 +84,13 @@ class _StageBar:
     """A rich progress bar on stderr fed by the pipeline's (stage, done, total) callbacks."""
 
     def __init__(self, enabled: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=err_console, transient=True, disable=not enabled)
@@ -203,11 +209,10 @@ def ask(
     answers are clustered by meaning across languages (the largest cluster wins)."""
     from pathlib import Path
 
+    from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig
     from calm_rag.languages import parse_languages
     from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
     from calm_rag.pipelines.sampling import SamplingConfig
-
-    from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig
 
     request = QuestionRequest(question, lang, list(choice))
     if choice:
@@ -531,8 +536,15 @@ class _RichPullProgress:
     """Rich bars for `calm-rag models pull`: one per download/assembly step, a status line for the rest."""
 
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                                   TextColumn, TimeElapsedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._bytes = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                TimeElapsedColumn(), console=err_console, transient=False)
@@ -789,7 +801,13 @@ def eval_command(
     from pathlib import Path
 
     from calm_rag.config import load_settings
-    from calm_rag.evaluation import build_payload, load_eval_config, load_report, run_evaluation, write_reports
+    from calm_rag.evaluation import (
+        build_payload,
+        load_eval_config,
+        load_report,
+        run_evaluation,
+        write_reports,
+    )
     from calm_rag.evaluation.progress import terminal_progress
     from calm_rag.evaluation.report import rich_tables
 

@@ -53,19 +53,30 @@ def _coerce(name: str, value: Any) -> Any:
     return str(value)
 
 
+def read_toml_table(path: Path | str, table: str | None = None) -> dict[str, Any]:
+    """The `[table]` of a TOML file, or the whole file when it has no such table; errors name the file."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise CalmRagError(f"cannot read config {path}: {error}") from None
+    return dict(data.get(table, data)) if table else data
+
+
+def check_known_keys(cls: type, data: dict[str, Any], what: str, where: str = "") -> None:
+    """Refuse keys that are not fields of dataclass `cls`, listing the known ones (typos fail loudly)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CalmRagError(f"{where + ': ' if where else ''}unknown {what} {unknown}; known: {sorted(known)}")
+
+
 def load_settings(config_file: Path | None = None) -> Settings:
     """Defaults <- TOML file <- environment."""
     settings = Settings()
-    known = {f.name for f in fields(Settings)}
     path = config_file or Path(os.environ.get("CALM_RAG_CONFIG", "calm-rag.toml"))
     if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise CalmRagError(f"cannot read settings file {path}: {error}") from None
-        unknown = set(data) - known
-        if unknown:
-            raise CalmRagError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+        data = read_toml_table(path)
+        check_known_keys(Settings, data, "settings", where=str(path))
         settings = replace(settings, **{key: _coerce(key, value) for key, value in data.items()})
     overrides = {name: _coerce(name, os.environ[var]) for name, var in _ENV.items() if os.environ.get(var)}
     return replace(settings, **overrides)

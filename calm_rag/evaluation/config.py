@@ -10,11 +10,11 @@ six-language X-CSQA test run feasible on a CPU.
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from calm_rag.config import check_known_keys, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.generation import GenerationConfig
 from calm_rag.languages import PAPER_LANGUAGES, parse_languages
@@ -80,10 +80,7 @@ class EvalConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise CalmRagError(f"unknown eval settings {sorted(unknown)}; known: {sorted(known)}")
+        check_known_keys(cls, data, "eval settings")
         values = dict(data)
         if "languages" in values:
             values["languages"] = tuple(parse_languages(values["languages"]))
@@ -100,11 +97,7 @@ def load_eval_config(path: Path | None = None, overrides: dict[str, Any] | None 
     A split of "all" means every line of the dataset."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise CalmRagError(f"cannot read config {path}: {error}") from None
-        data = dict(table.get("eval", table))
+        data = read_toml_table(path, "eval")
     data.update(overrides or {})
     if data.get("split") == "all":
         data["split"] = None

@@ -24,7 +24,12 @@ from typing import Any
 from calm_rag.config import Settings, load_settings
 from calm_rag.data import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
-from calm_rag.evaluation.cache import ItemCache, adapter_fingerprint, model_fingerprint, prompts_fingerprint
+from calm_rag.evaluation.cache import (
+    ItemCache,
+    adapter_fingerprint,
+    model_fingerprint,
+    prompts_fingerprint,
+)
 from calm_rag.evaluation.config import EvalConfig
 from calm_rag.evaluation.scoring import ItemRecord, score
 from calm_rag.generation import Generator

@@ -35,7 +35,13 @@ from calm_rag.indexes.chunking import (
 )
 from calm_rag.indexes.docstore import DocStore
 from calm_rag.indexes.embedder import Embedder, EmbedderConfig
-from calm_rag.indexes.manifest import FileEntry, Manifest, read_manifest, utc_now, write_manifest
+from calm_rag.indexes.manifest import (
+    FileEntry,
+    Manifest,
+    read_manifest,
+    utc_now,
+    write_manifest,
+)
 from calm_rag.indexes.records import Chunk
 from calm_rag.indexes.store import IndexType, StoreConfig, VectorStore
 

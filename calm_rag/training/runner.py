@@ -29,14 +29,32 @@ from calm_rag.errors import CalmRagError
 from calm_rag.generation import Generator, base_names, check_adapter_base
 from calm_rag.questions import ParallelQuestion
 from calm_rag.training import modeling
-from calm_rag.training.artifacts import (RunFolder, copy_adapter, library_versions, plot_training, read_json,
-                                         read_records, write_json, write_jsonl)
-from calm_rag.training.calm_loop import (QuestionSamples, build_pairs, no_pairs_reason, sample_round,
-                                         samples_from_records)
+from calm_rag.training.artifacts import (
+    RunFolder,
+    copy_adapter,
+    library_versions,
+    plot_training,
+    read_json,
+    read_records,
+    write_json,
+    write_jsonl,
+)
+from calm_rag.training.calm_loop import (
+    QuestionSamples,
+    build_pairs,
+    no_pairs_reason,
+    sample_round,
+    samples_from_records,
+)
 from calm_rag.training.config import CalmTrainConfig
 from calm_rag.training.dpo import StageProgress, train_dpo
 from calm_rag.training.pairs_file import load_pairs_file
-from calm_rag.training.report import chosen_letter, letter_warnings, round_metrics, target_letters
+from calm_rag.training.report import (
+    chosen_letter,
+    letter_warnings,
+    round_metrics,
+    target_letters,
+)
 from calm_rag.translation import Translator
 
 Notify = Callable[[str], None]
