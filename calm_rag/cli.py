@@ -439,20 +439,13 @@ def index_command(
 def _read_queries(path: str) -> list[dict[str, Any]]:
     from pathlib import Path
 
-    file = Path(path)
-    try:
-        lines = file.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise CalmRagError(f"cannot read queries file {path}: {error}") from None
+    from calm_rag.data import read_jsonl
+
+    if not Path(path).is_file():
+        raise CalmRagError(f"cannot read queries file {path}: no such file")
     records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise CalmRagError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str) or not record["text"].strip():
+    for number, record in read_jsonl(Path(path)):
+        if not isinstance(record.get("text"), str) or not record["text"].strip():
             raise CalmRagError(f"{path}:{number}: every line needs a JSON object with a non-empty string 'text'")
         records.append(record)
     if not records:

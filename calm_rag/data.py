@@ -27,7 +27,7 @@ def read_jsonl(path: Path, on_bad_line: Callable[[str], None] | None = None) -> 
 
     records = []
     try:
-        with path.open(encoding="utf-8") as handle:
+        with path.open(encoding="utf-8-sig") as handle:  # tolerate a byte-order mark
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
