@@ -7,6 +7,7 @@ that a run takes minutes, not hours, on a 2-core CPU; the default 1.5B behaves t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -14,10 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from calm_rag.cli import app
+from calm_rag.config import Settings
 from calm_rag.errors import CalmRagError
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
+# conftest isolates the model cache per test; these tests need the real one (the calling shell's).
+REAL_CACHE = str(Path(os.environ.get("CALM_RAG_MODEL_CACHE") or Settings().model_cache).expanduser())
 CORPUS = Path(__file__).resolve().parents[1] / "examples" / "demo_corpus" / "corpus.jsonl"
 GENERATOR = "qwen2.5-coder-0.5b-instruct"
 EMBEDDER = "embeddinggemma-300m"
@@ -25,6 +29,11 @@ QUESTIONS = {
     "de": ("Wann entdeckte Carl Wilhelm Scheele Sauerstoff?", ["1773", "1774", "1777", "1783"]),
     "zh": ("卡尔·威廉·舍勒是什么时候发现氧气的？", ["1773", "1774", "1777", "1783"]),
 }
+
+
+@pytest.fixture(autouse=True)
+def _real_model_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALM_RAG_MODEL_CACHE", REAL_CACHE)
 
 
 def _require(name: str, role: str) -> None:
@@ -38,6 +47,7 @@ def _require(name: str, role: str) -> None:
 
 @pytest.fixture(scope="module")
 def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    os.environ["CALM_RAG_MODEL_CACHE"] = REAL_CACHE  # module scope: runs before the per-test fixtures
     _require(EMBEDDER, "embedder")
     index_dir = tmp_path_factory.mktemp("real-indexes")
     result = runner.invoke(app, ["index", str(CORPUS), "--name", "demo", "--index-dir", str(index_dir),
