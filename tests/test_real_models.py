@@ -47,10 +47,10 @@ def _require(name: str, role: str) -> None:
 
 @pytest.fixture(scope="module")
 def demo_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    index_dir = tmp_path_factory.mktemp("real-indexes")
     with pytest.MonkeyPatch.context() as patch:  # module scope: runs before the per-test fixtures
         patch.setenv("CALM_RAG_MODEL_CACHE", REAL_CACHE)
         _require(EMBEDDER, "embedder")
-    index_dir = tmp_path_factory.mktemp("real-indexes")
         result = runner.invoke(app, ["index", str(CORPUS), "--name", "demo", "--index-dir", str(index_dir),
                                      "--embedder", EMBEDDER, "--json"])
     assert result.exit_code == 0, result.output
