@@ -76,22 +76,14 @@ class ResolvedEmbedder:
 
 
 def resolve_embedder(name_or_path: str | None = None) -> ResolvedEmbedder:
-    """Resolve a short name, hub id or path to a local model folder (no network here)."""
+    """Resolve a short name, hub id or path (default: the settings' embedder) through `resolve_model`."""
     from calm_rag.config import load_settings
+    from calm_rag.models import resolve_model
 
     name = name_or_path or load_settings().embedder
-    local = Path(name).expanduser()
-    if local.is_dir():
-        return ResolvedEmbedder(name=name, path=local.resolve())
-    try:
-        from calm_rag.models import resolve_model  # type: ignore[attr-defined]
-    except ImportError:
-        raise CalmRagError(f"embedder {name!r} is not a local folder and the model registry (calm_rag.models) "
-                           "is not available; pass --embedder PATH to a sentence-transformers model folder") from None
     resolved = resolve_model(name, role="embedder")
-    return ResolvedEmbedder(name=str(getattr(resolved, "name", None) or name), path=Path(resolved.path),
-                            hub_id=getattr(resolved, "hub_id", None), revision=getattr(resolved, "revision", None),
-                            source=str(getattr(resolved, "source", "resolved")))
+    return ResolvedEmbedder(name=resolved.name, path=Path(resolved.path).resolve(), hub_id=resolved.hub_id,
+                            revision=resolved.revision, source=resolved.source)
 
 
 def _pick_device(device: str | None) -> str:
