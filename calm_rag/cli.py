@@ -667,7 +667,8 @@ def _render_training(summary: Any) -> None:
 
 @cli_command()
 def train(
-    dataset: str | None = typer.Argument(None, help="Parallel dataset folder: one <lang>.jsonl per language."),
+    dataset: str | None = typer.Argument(None, help="Parallel dataset folder: one <lang>.jsonl per language, "
+                                                    "multiple-choice or open questions (records without choices)."),
     pairs: str | None = typer.Option(None, "--pairs", help="Train on this preference-pairs JSONL instead of "
                                                            "sampling (e.g. from `calm-rag vote --pairs-out`)."),
     out: str | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/<dataset>-calm)."),
@@ -684,6 +685,10 @@ def train(
     permute: bool | None = typer.Option(None, "--permute/--no-permute", help="Rotate option order across samples."),
     min_support: float | None = typer.Option(None, help="cot: winner's vote share needed to train on a question."),
     min_margin: float | None = typer.Option(None, help="direct: soft-vote lead needed to train on a question."),
+    embedder: str | None = typer.Option(None, help="Open questions: embedder that clusters answers by meaning "
+                                                   "(default: settings)."),
+    threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers are "
+                                                      "the same answer (default: 0.80)."),
     epochs: float | None = typer.Option(None, help="DPO epochs."),
     learning_rate: float | None = typer.Option(None, help="DPO learning rate."),
     batch_size: int | None = typer.Option(None, min=1, help="Pairs per device batch."),
@@ -697,7 +702,10 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the summary and metrics as JSON."),
 ) -> None:
     """CALM self-alignment: sample answers in several languages, vote, prefer the cross-lingual consensus
-    over disagreeing answers, and train a LoRA adapter with DPO."""
+    over disagreeing answers, and train a LoRA adapter with DPO.
+
+    Multiple-choice datasets vote on option letters; open-question datasets (records without `choices`)
+    vote by clustering the answers' meanings across languages with the embedder (cot mode only)."""
     from pathlib import Path
 
     from calm_rag.training import CalmTrainConfig, train_calm, train_on_pairs
@@ -707,7 +715,8 @@ def train(
     config = CalmTrainConfig.from_toml(Path(config_file)) if config_file else CalmTrainConfig()
     config = config.with_overrides(
         languages=languages, samples=samples, mode=mode, model=model, rounds=rounds, permute=permute,
-        min_support=min_support, min_margin=min_margin, epochs=epochs, learning_rate=learning_rate,
+        min_support=min_support, min_margin=min_margin, embedder=embedder, cluster_threshold=threshold,
+        epochs=epochs, learning_rate=learning_rate,
         batch_size=batch_size, max_length=max_length, beta=beta, seed=seed, device=device, dtype=dtype)
     name = Path(dataset).name if dataset else Path(pairs or "pairs").stem
     target = Path(out) if out else Path("runs") / f"{name}-calm"
@@ -751,22 +760,38 @@ def merge(
 # ---- eval command -----------------------------------------------------------------------------
 
 
+def _refuse_other_kind_flags(data: str, open_questions: bool, misplaced: dict[str, Any]) -> None:
+    """Options of the other kind of dataset (name -> value, None when not given) are an error, not
+    silently ignored."""
+    names = {"mode": "--mode", "permute": "--permute/--no-permute", "balanced": "--balanced/--unbalanced",
+             "embedder": "--embedder", "threshold": "--threshold"}
+    given = [names[key] for key, value in misplaced.items() if value is not None]
+    if given and open_questions:
+        raise CalmRagError(f"{data} holds open questions (no choices), and these options are for multiple-choice "
+                           f"datasets only: {', '.join(given)} (open answers are generated and clustered by meaning)")
+    if given:
+        raise CalmRagError(f"{data} holds multiple-choice questions, and these options are for open-question "
+                           f"datasets only: {', '.join(given)}")
+
+
 @cli_command(name="eval")
 def eval_command(
-    data: str = typer.Argument(..., help="Parallel dataset folder: one <lang>.jsonl per language."),
-    split: str | None = typer.Option(None, help="Split to evaluate, or 'all' (default: test)."),
+    data: str = typer.Argument(..., help="Dataset folder: parallel multiple-choice or open-question files (one "
+                                         "<lang>.jsonl per language), or XQuAD-R's queries.jsonl layout."),
+    split: str | None = typer.Option(None, help="Split to evaluate, or 'all' (default: test for multiple choice, "
+                                                "all for open questions)."),
     languages: str | None = typer.Option(None, "--languages", "-l",
                                          help="Languages, e.g. en,zh,de (default: en,zh,de,fr,it,ja)."),
-    mode: str | None = typer.Option(None, help="direct (default): the exact probability of each option letter after "
-                                                "the answer label (one forward pass, nothing to parse); cot: explain, "
-                                                "then answer (generated, parsed)."),
+    mode: str | None = typer.Option(None, help="Multiple choice: direct (default): the exact probability of each "
+                                                "option letter after the answer label (one forward pass, nothing to "
+                                                "parse); cot: explain, then answer (generated, parsed)."),
     samples: int | None = typer.Option(None, "--samples", "-k", min=1,
                                        help="Answers per language (default: 1); >1 in direct mode needs --permute."),
     permute: bool | None = typer.Option(None, "--permute/--no-permute",
-                                        help="Rotate option order between samples (default: no-permute: the model "
-                                             "as-is, as the paper measures it)."),
+                                        help="Multiple choice: rotate option order between samples (default: "
+                                             "no-permute: the model as-is, as the paper measures it)."),
     balanced: bool | None = typer.Option(None, "--balanced/--unbalanced",
-                                         help="One vote per language in the cross-lingual vote "
+                                         help="Multiple choice: one vote per language in the cross-lingual vote "
                                               "(default: unbalanced)."),
     model: str | None = typer.Option(None, help="Generator: short name, hub id or folder (default: settings)."),
     adapter: str | None = typer.Option(None, help="A CALM LoRA adapter folder to evaluate."),
@@ -778,8 +803,15 @@ def eval_command(
     top_k: int | None = typer.Option(None, min=1, help="Passages per prompt with --index (default: 5)."),
     limit: int | None = typer.Option(None, help="Only the first N questions of the split."),
     batch_size: int | None = typer.Option(None, min=1, help="Prompts per forward/generate call (default: 16)."),
-    max_new_tokens: int | None = typer.Option(None, min=1, help="cot mode: longest answer (default: 384)."),
-    temperature: float | None = typer.Option(None, help="cot mode (default: greedy for 1 sample, else 0.7)."),
+    max_new_tokens: int | None = typer.Option(None, min=1, help="Generated answers (cot mode, open questions): "
+                                                                "longest answer (default: 384 cot, 192 open)."),
+    temperature: float | None = typer.Option(None, help="Generated answers (default: greedy for 1 sample, "
+                                                        "else 0.7)."),
+    embedder: str | None = typer.Option(None, help="Open questions: embedder that clusters answers and matches them "
+                                                   "to gold by meaning (default: settings)."),
+    threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers (or an "
+                                                      "answer and the gold) mean the same (default: 0.80, tuned for "
+                                                      "EmbeddingGemma)."),
     config: str | None = typer.Option(None, help="TOML file whose 'eval' table holds these settings; flags win."),
     out: str | None = typer.Option(None, help="Write report.json, report.md and report.png here."),
     cache_dir: str | None = typer.Option(None, help="Cache of finished items, keyed by model, adapter, settings and "
@@ -789,27 +821,42 @@ def eval_command(
     dtype: str = typer.Option("auto", help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
-    """Evaluate a generator (or generator + CALM adapter) on a parallel multiple-choice dataset:
-    per-language accuracy and parse rate, cross-lingual vote accuracy, consistency, answer letters."""
+    """Evaluate a generator (or generator + CALM adapter) on a parallel dataset.
+
+    Multiple choice: per-language accuracy and parse rate, cross-lingual vote accuracy, consistency,
+    answer letters. Open questions (records without choices, or XQuAD-R's queries.jsonl): K answers
+    sampled per language, clustered by meaning across languages; each language's own answer and the
+    cross-lingual consensus are scored against that language's gold by semantic match (--embedder,
+    --threshold) and exact match, with consistency and parse rates."""
     from pathlib import Path
 
     from calm_rag.config import load_settings
     from calm_rag.evaluation import (
+        OpenEvalConfig,
         build_payload,
         load_eval_config,
+        load_open_eval_config,
         load_report,
         run_evaluation,
+        run_open_evaluation,
         write_reports,
     )
     from calm_rag.evaluation.progress import terminal_progress
     from calm_rag.evaluation.report import rich_tables
+    from calm_rag.pipelines.freeform import is_open_dataset
 
     settings = load_settings()
-    flags = {"split": split, "languages": languages, "mode": mode, "samples": samples, "permute": permute,
-             "balanced": balanced, "index": index, "index_dir": index_dir, "top_k": top_k, "limit": limit,
-             "batch_size": batch_size, "max_new_tokens": max_new_tokens, "temperature": temperature}
-    eval_config = load_eval_config(Path(config) if config else None,
-                                   {key: value for key, value in flags.items() if value is not None})
+    open_questions = is_open_dataset(Path(data))
+    choice_only = {"mode": mode, "permute": permute, "balanced": balanced}
+    open_only = {"embedder": embedder, "threshold": threshold}
+    _refuse_other_kind_flags(data, open_questions, choice_only if open_questions else open_only)
+    flags = {"split": split, "languages": languages, "samples": samples, "index": index, "index_dir": index_dir,
+             "top_k": top_k, "limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+             "temperature": temperature, **(open_only if open_questions else choice_only)}
+    overrides = {key: value for key, value in flags.items() if value is not None}
+    config_path = Path(config) if config else None
+    eval_config = (load_open_eval_config(config_path, overrides) if open_questions
+                   else load_eval_config(config_path, overrides))
     baseline = None
     if compare_to not in (None, "base"):
         baseline = load_report(Path(compare_to))
@@ -817,12 +864,16 @@ def eval_command(
     cache = Path(cache_dir) if cache_dir else settings.model_cache.parent / "eval"
 
     progress, factory = terminal_progress(err_console)
+    options: dict[str, Any] = {
+        "model": model or settings.generator, "adapter": Path(adapter) if adapter else None,
+        "compare_base": compare_to == "base", "cache_dir": cache, "fresh": fresh,
+        "device": device or settings.device, "dtype": dtype, "settings": settings, "progress": factory}
     with progress:
-        runs = run_evaluation(Path(data), eval_config, model=model or settings.generator,
-                              adapter=Path(adapter) if adapter else None, compare_base=compare_to == "base",
-                              cache_dir=cache, fresh=fresh, device=device or settings.device, dtype=dtype,
-                              settings=settings, progress=factory)
-    payload = build_payload(runs[0].to_dict(), runs[1].to_dict() if len(runs) > 1 else baseline)
+        if isinstance(eval_config, OpenEvalConfig):
+            runs = [run.to_dict() for run in run_open_evaluation(Path(data), eval_config, **options)]
+        else:
+            runs = [run.to_dict() for run in run_evaluation(Path(data), eval_config, **options)]
+    payload = build_payload(runs[0], runs[1] if len(runs) > 1 else baseline)
     written = write_reports(out_dir, payload) if out_dir else []
     if as_json:
         print_json(payload)

@@ -524,3 +524,19 @@ def cluster_answers(answers: Mapping[str, Sequence[str | None]], encode: Encode,
         tied=tied,
         foreign=sum(member.foreign_script for cluster in clusters for member in cluster.members),
     )
+
+
+def own_answer(clustering: Clustering, lang: str) -> Member | None:
+    """A language's own answer: the most central of its samples in its majority cluster (with one
+    sample, that sample's span); None when none of its samples parsed."""
+    rank = clustering.language_majorities.get(lang)
+    return None if rank is None else clustering.clusters[rank].central_in(lang)
+
+
+def consensus_answer(clustering: Clustering, lang: str) -> Member | None:
+    """The cross-lingual consensus as scored against `lang`'s gold: the consensus cluster's member
+    written for `lang` if it has one, else its representative; None when the vote abstains."""
+    winner = clustering.winner
+    if winner is None:
+        return None
+    return winner.central_in(lang) or winner.representative

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from calm_rag.errors import CalmRagError
@@ -49,14 +50,41 @@ def available_languages(folder: Path) -> list[str]:
     return sorted(path.stem for path in folder.glob("*.jsonl"))
 
 
-def load_parallel_dataset(folder: Path | str, languages: Sequence[str], split: str | None = None,
-                          limit: int | None = None) -> list[ParallelQuestion]:
-    """The questions of `split` (all splits when None), in all `languages`, first `limit` of them."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CalmRagError(f"dataset folder {folder} does not exist")
+def check_limit(limit: int | None) -> None:
     if limit is not None and limit <= 0:
         raise CalmRagError("--limit must be a positive integer")
+
+
+def check_split(split: str | None, splits: set[str], where: Path | str) -> None:
+    """A split asked for must be one the data names; None selects every line."""
+    if split is not None and split not in splits:
+        raise CalmRagError(f"unknown split {split!r} in {where}; available: {', '.join(sorted(splits)) or 'none'}")
+
+
+def first_selected(questions: list[ParallelQuestion], limit: int | None, folder: Path, split: str | None,
+                   languages: Sequence[str]) -> list[ParallelQuestion]:
+    """The first `limit` questions; selecting nothing is an error, not an empty report."""
+    if limit is not None:
+        questions = questions[:limit]
+    if not questions:
+        raise CalmRagError(f"no questions selected from {folder} (split={split}, languages={','.join(languages)})")
+    return questions
+
+
+@dataclass(frozen=True)
+class ParallelLine:
+    """Line i of every language file: language -> (line number, question), and the line's split."""
+
+    versions: dict[str, tuple[int, MCQuestion]]
+    split: str | None
+
+
+def read_parallel_lines(folder: Path, languages: Sequence[str], split: str | None) -> list[ParallelLine]:
+    """Every line of the `languages` files, checked to be parallel (same line counts, same ids line by
+    line), with `split` checked to be one the files name. Callers check what else must agree (gold
+    letters, for multiple choice) on every line, then select the lines of `split`."""
+    if not folder.is_dir():
+        raise CalmRagError(f"dataset folder {folder} does not exist")
     available = available_languages(folder)
     missing = [lang for lang in languages if lang not in available]
     if missing:
@@ -69,9 +97,9 @@ def load_parallel_dataset(folder: Path | str, languages: Sequence[str], split: s
         rows = []
         for number, record in read_jsonl(path):
             record.setdefault("lang", lang)
-            record_split = record.get("split")
+            record_split = str(record["split"]) if record.get("split") else None
             if record_split:
-                splits.add(str(record_split))
+                splits.add(record_split)
             rows.append((number, MCQuestion.from_record(record, where=f"{path}:{number}"), record_split))
         per_language[lang] = rows
 
@@ -79,34 +107,50 @@ def load_parallel_dataset(folder: Path | str, languages: Sequence[str], split: s
     if len(set(counts.values())) > 1:
         raise CalmRagError(f"{folder}: files are not parallel, line counts differ: "
                            + ", ".join(f"{lang}={count}" for lang, count in counts.items()))
-    if split is not None and split not in splits:
-        raise CalmRagError(f"unknown split {split!r} in {folder}; available: {', '.join(sorted(splits)) or 'none'}")
+    check_split(split, splits, folder)
 
     reference = languages[0]
-    questions: list[ParallelQuestion] = []
+    lines = []
     for index, (number, first, record_split) in enumerate(per_language[reference]):
-        versions = {reference: first}
+        versions = {reference: (number, first)}
         for lang in languages[1:]:
             other_number, other, _ = per_language[lang][index]
             if other.id != first.id:
                 raise CalmRagError(f"{folder}: not parallel at {lang}.jsonl line {other_number}: id {other.id!r} "
                                    f"where {reference}.jsonl line {number} has {first.id!r}")
+            versions[lang] = (other_number, other)
+        lines.append(ParallelLine(versions, record_split))
+    return lines
+
+
+def load_parallel_dataset(folder: Path | str, languages: Sequence[str], split: str | None = None,
+                          limit: int | None = None) -> list[ParallelQuestion]:
+    """The questions of `split` (all splits when None), in all `languages`, first `limit` of them."""
+    folder = Path(folder)
+    check_limit(limit)
+    reference = languages[0]
+    questions: list[ParallelQuestion] = []
+    for line in read_parallel_lines(folder, languages, split):
+        number, first = line.versions[reference]
+        for lang, (other_number, other) in line.versions.items():
             if other.answer != first.answer:
                 raise CalmRagError(f"{folder}: gold answers differ for {first.id} ({reference}.jsonl line {number}: "
                                    f"{first.answer}, {lang}.jsonl line {other_number}: {other.answer})")
-            versions[lang] = other
-        if split is None or record_split == split:
+        if split is None or line.split == split:
+            versions = {lang: question for lang, (_, question) in line.versions.items()}
             questions.append(ParallelQuestion(first.id, versions, reference, first.answer))
-    if limit is not None:
-        questions = questions[:limit]
-    if not questions:
-        raise CalmRagError(f"no questions selected from {folder} (split={split}, languages={','.join(languages)})")
-    return questions
+    return first_selected(questions, limit, folder, split, languages)
 
 
 def dataset_hash(folder: Path | str, languages: Sequence[str]) -> str:
-    """sha256 over the language files used, for run manifests."""
+    """sha256 over the language files used, for run manifests; over `queries.jsonl` for a folder in the
+    XQuAD-R layout (one file holding every language)."""
     digest = hashlib.sha256()
+    folder = Path(folder)
+    if not any((folder / f"{lang}.jsonl").is_file() for lang in languages) and (folder / "queries.jsonl").is_file():
+        digest.update((folder / "queries.jsonl").read_bytes())
+        digest.update(repr(list(languages)).encode())
+        return digest.hexdigest()
     for lang in languages:
-        digest.update((Path(folder) / f"{lang}.jsonl").read_bytes())
+        digest.update((folder / f"{lang}.jsonl").read_bytes())
     return digest.hexdigest()

@@ -5,7 +5,9 @@ revision, or its folder), the adapter's files, the eval settings that matter
 (`EvalConfig.fingerprint`), the prompts of the languages used, and the dataset files. A
 run with the same inputs continues where an interrupted one stopped; any change starts a
 new file instead of mixing answers. Lines are appended and flushed per finished batch of
-questions, so a kill loses at most one batch; a torn last line is ignored on reading.
+questions, so a kill loses at most one batch; a torn last line is ignored on reading. The
+records are whatever the eval keeps (`ItemRecord` for multiple choice, `OpenItemRecord` for open
+questions): anything with an `id` that round-trips through `to_json`/`from_json`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from calm_rag.errors import CalmRagError
-from calm_rag.evaluation.scoring import ItemRecord
 from calm_rag.languages import get_language
 
 KEY_LENGTH = 20
@@ -55,29 +56,45 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:KEY_LENGTH]
 
 
-class ItemCache:
-    """Append-only JSONL of `ItemRecord`s, with a `.meta.json` beside it that says what the key hashed."""
+class CachedRecord(Protocol):
+    """What the cache stores: one finished question, as JSON and back."""
 
-    def __init__(self, folder: Path, parts: Mapping[str, Any]) -> None:
+    @property
+    def id(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self: ...
+
+
+Record = TypeVar("Record", bound=CachedRecord)
+
+
+class ItemCache(Generic[Record]):
+    """Append-only JSONL of `record_type` records, with a `.meta.json` beside it that says what the key hashed."""
+
+    def __init__(self, folder: Path, parts: Mapping[str, Any], record_type: type[Record]) -> None:
         self.parts = dict(parts)
         self.key = cache_key(self.parts)
         self.path = Path(folder) / f"{self.key}.jsonl"
+        self.record_type = record_type
 
-    def load(self) -> dict[str, ItemRecord]:
+    def load(self) -> dict[str, Record]:
         """Cached records by question id; unreadable lines (a write cut short) are skipped."""
-        records: dict[str, ItemRecord] = {}
+        records: dict[str, Record] = {}
         if not self.path.is_file():
             return records
         with self.path.open(encoding="utf-8") as handle:
             for line in handle:
                 try:
-                    record = ItemRecord.from_json(json.loads(line))
+                    record = self.record_type.from_json(json.loads(line))
                 except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
                     continue
                 records[record.id] = record
         return records
 
-    def append(self, records: Iterable[ItemRecord]) -> None:
+    def append(self, records: Iterable[Record]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             meta = self.path.with_suffix(".meta.json")

@@ -6,6 +6,10 @@ which reads the exact probability of each option letter after the localized answ
 Direct mode is exact (no sampling noise, no answer extraction that could fail) and costs one
 forward pass per prompt instead of hundreds of generated tokens, which is what makes a full
 six-language X-CSQA test run feasible on a CPU.
+
+`OpenEvalConfig` is the same for open-question datasets: answers are generated (there are no
+letters to read) and clustered by meaning, so it has no mode, rotation or balancing, but an
+embedder and a cosine threshold, which only change scoring, never the cached answers.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig
 from calm_rag.config import check_known_keys, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.generation import GenerationConfig
@@ -92,13 +97,84 @@ class EvalConfig:
             raise CalmRagError(f"bad eval settings: {error}") from None
 
 
-def load_eval_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> EvalConfig:
-    """Defaults <- the `[eval]` table of `path` (or the whole file) <- `overrides` (explicit flags).
-    A split of "all" means every line of the dataset."""
+def _settings(path: Path | None, overrides: dict[str, Any] | None) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if path is not None:
         data = read_toml_table(path, "eval")
     data.update(overrides or {})
     if data.get("split") == "all":
         data["split"] = None
-    return EvalConfig.from_dict(data)
+    return data
+
+
+def load_eval_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> EvalConfig:
+    """Defaults <- the `[eval]` table of `path` (or the whole file) <- `overrides` (explicit flags).
+    A split of "all" means every line of the dataset."""
+    return EvalConfig.from_dict(_settings(path, overrides))
+
+
+@dataclass(frozen=True)
+class OpenEvalConfig:
+    split: str | None = None
+    """Dataset split to evaluate; None (the default: open sets such as XQuAD-R have no splits) evaluates
+    every question."""
+    languages: tuple[str, ...] = PAPER_LANGUAGES
+    samples: int = 1
+    """Answers sampled per language; the language's own answer is its majority cluster's."""
+    limit: int | None = None
+    batch_size: int = 16
+    max_new_tokens: int = 192
+    """Room for the short explanation and the answer line the open-question prompt asks for."""
+    temperature: float | None = None
+    """None means greedy for one sample and 0.7 for several."""
+    seed: int = 0
+    index: str | None = None
+    """Retrieval index name: each language's prompt gets passages retrieved by its own question."""
+    index_dir: Path | None = None
+    top_k: int = 5
+    embedder: str | None = None
+    """Embeds answers for clustering and semantic match; None: the settings' embedder."""
+    threshold: float = DEFAULT_THRESHOLD
+    """Cosine at or above which two answers (or an answer and the gold) mean the same."""
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise CalmRagError("--samples must be a positive integer")
+        if self.top_k < 1:
+            raise CalmRagError("--top-k must be a positive integer")
+        parse_languages(list(self.languages))
+        ClusterConfig(threshold=self.threshold)
+        self.generation()
+
+    def generation(self) -> GenerationConfig:
+        temperature = self.temperature if self.temperature is not None else (
+            SAMPLED_TEMPERATURE if self.samples > 1 else 0.0)
+        return GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=temperature, seed=self.seed,
+                                batch_size=self.batch_size)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that change the answers (cache key material); not the embedder or the threshold,
+        which only re-score the cached spans."""
+        generation = self.generation()
+        return {"task": "open", "split": self.split, "languages": list(self.languages), "samples": self.samples,
+                "index": self.index, "top_k": self.top_k if self.index else None,
+                "generation": {"max_new_tokens": generation.max_new_tokens, "temperature": generation.temperature,
+                               "top_p": generation.top_p, "seed": generation.seed}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OpenEvalConfig:
+        check_known_keys(cls, data, "open-question eval settings")
+        values = dict(data)
+        if "languages" in values:
+            values["languages"] = tuple(parse_languages(values["languages"]))
+        if values.get("index_dir") is not None:
+            values["index_dir"] = Path(values["index_dir"])
+        try:
+            return cls(**values)
+        except TypeError as error:
+            raise CalmRagError(f"bad eval settings: {error}") from None
+
+
+def load_open_eval_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> OpenEvalConfig:
+    """`load_eval_config` for open-question datasets: the same `[eval]` table and precedence."""
+    return OpenEvalConfig.from_dict(_settings(path, overrides))

@@ -30,7 +30,7 @@ from calm_rag.evaluation.cache import (
     model_fingerprint,
     prompts_fingerprint,
 )
-from calm_rag.evaluation.config import EvalConfig
+from calm_rag.evaluation.config import EvalConfig, OpenEvalConfig
 from calm_rag.evaluation.scoring import ItemRecord, score
 from calm_rag.generation import Generator
 from calm_rag.pipelines.sampling import sample_responses
@@ -90,7 +90,7 @@ def retrieve_passages(index: Any, questions: Sequence[ParallelQuestion], languag
 
 
 def evaluate(generator: Generator, questions: Sequence[ParallelQuestion], config: EvalConfig, *,
-             cache: ItemCache | None = None, index: Any | None = None, progress: Progress | None = None
+             cache: ItemCache[ItemRecord] | None = None, index: Any | None = None, progress: Progress | None = None
              ) -> tuple[list[ItemRecord], dict[str, float | int]]:
     """Records for `questions` (cached ones reused, the rest answered and cached) and the timings."""
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -131,7 +131,7 @@ def evaluate(generator: Generator, questions: Sequence[ParallelQuestion], config
     return [cached.get(question.id) or fresh[question.id] for question in questions], timings
 
 
-def open_index(config: EvalConfig, settings: Settings) -> Any:
+def open_index(config: EvalConfig | OpenEvalConfig, settings: Settings) -> Any:
     """The retrieval index, imported only when one is asked for."""
     try:
         from calm_rag.indexes import Index
@@ -166,7 +166,8 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
         plans.append(("base", None, generator.model.disable_adapter()))  # a PeftModel: --adapter is set
     runs = []
     for label, fingerprint, context in plans:
-        cache = ItemCache(cache_dir, {**common, "adapter": fingerprint}) if cache_dir is not None else None
+        cache = (ItemCache(cache_dir, {**common, "adapter": fingerprint}, ItemRecord)
+                 if cache_dir is not None else None)
         if cache and fresh:
             cache.clear()
         callback = progress(label, len(questions) * len(config.languages) * config.samples) if progress else None

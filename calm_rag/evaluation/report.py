@@ -2,7 +2,8 @@
 as rich tables for the terminal, report.md, and report.json / report.png under `--out`.
 
 The payload is the single source: the terminal, the markdown and the plot all read the same
-dict that `--json` prints, so they cannot disagree.
+dict that `--json` prints, so they cannot disagree. Multiple-choice runs carry answer letters;
+open-question runs (mode "open") carry exact match instead; every rendering shows what a run has.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from rich.text import Text
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.scoring import top_letter_share
 
-SCALARS = ("mean_accuracy", "vote_accuracy", "consistency", "top_letter_share")
-PER_LANGUAGE = ("accuracy_by_language", "parse_rate_by_language")
+SCALARS = ("mean_accuracy", "mean_exact_match", "vote_accuracy", "vote_exact_match", "consistency",
+           "top_letter_share")
+PER_LANGUAGE = ("accuracy_by_language", "exact_match_by_language", "parse_rate_by_language")
 COMPARABLE = ("data_hash", "split", "languages", "n_questions")
 """What must match for two runs' numbers to be compared."""
 
@@ -29,10 +31,12 @@ def _delta(value: float | None, base: float | None) -> float | None:
 
 
 def deltas(run: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
-    """run - baseline for every headline metric (None where either side is undefined)."""
-    result: dict[str, Any] = {name: _delta(run.get(name), baseline.get(name)) for name in SCALARS}
+    """run - baseline for every headline metric the runs report (None where either side is undefined)."""
+    result: dict[str, Any] = {name: _delta(run.get(name), baseline.get(name))
+                              for name in SCALARS if name in run or name in baseline}
     for name in PER_LANGUAGE:
-        result[name] = {lang: _delta(value, baseline.get(name, {}).get(lang)) for lang, value in run[name].items()}
+        if name in run:
+            result[name] = {lang: _delta(value, baseline.get(name, {}).get(lang)) for lang, value in run[name].items()}
     return result
 
 
@@ -74,32 +78,38 @@ def run_name(run: Mapping[str, Any]) -> str:
     return f"{run['model']} + {run['adapter']}" if run.get("adapter") else str(run["model"])
 
 
+LANGUAGE_COLUMNS = (("accuracy", "accuracy_by_language", ""), ("exact match", "exact_match_by_language", " exact"),
+                    ("parse rate", "parse_rate_by_language", " parse"))
+"""(column, per-language key, suffix of its baseline and delta columns), shown where the run has the key."""
+
+
 def metric_rows(payload: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the main table: per language accuracy and parse rate, then the cross-lingual
-    metrics; with a baseline, its values and the delta beside each."""
+    """Header and rows of the main table: per language accuracy (and exact match, for open questions) and
+    parse rate, then the cross-lingual metrics; with a baseline, its values and the delta beside each."""
     base = payload.get("baseline")
     delta = payload.get("delta", {})
-    header = ["language", "accuracy", "parse rate"]
-    if base:
-        header = ["language", "accuracy", "base", "Δ", "parse rate", "base parse", "Δ parse"]
+    columns = [(title, key, suffix) for title, key, suffix in LANGUAGE_COLUMNS if key in payload]
+    header = ["language"]
+    for title, _, suffix in columns:
+        header += [title, f"base{suffix}", f"Δ{suffix}"] if base else [title]
     rows = []
     for lang in payload["languages"]:
-        accuracy = payload["accuracy_by_language"].get(lang)
-        parse = payload["parse_rate_by_language"].get(lang)
-        if base:
-            rows.append([lang, fmt(accuracy), fmt(base["accuracy_by_language"].get(lang)),
-                         fmt(delta["accuracy_by_language"].get(lang), True), fmt(parse),
-                         fmt(base["parse_rate_by_language"].get(lang)),
-                         fmt(delta["parse_rate_by_language"].get(lang), True)])
-        else:
-            rows.append([lang, fmt(accuracy), fmt(parse)])
-    names = {"mean_accuracy": "mean accuracy", "vote_accuracy": "cross-lingual vote", "consistency": "consistency",
+        row = [lang]
+        for _, key, _ in columns:
+            row.append(fmt(payload[key].get(lang)))
+            if base:
+                row += [fmt(base.get(key, {}).get(lang)), fmt(delta.get(key, {}).get(lang), True)]
+        rows.append(row)
+    names = {"mean_accuracy": "mean accuracy", "mean_exact_match": "mean exact match",
+             "vote_accuracy": "cross-lingual vote", "vote_exact_match": "cross-lingual vote (exact)",
+             "consistency": "consistency",
              "top_letter_share": f"top letter share ({payload.get('top_letter') or '–'})"}
     for key, name in names.items():
-        if base:
-            rows.append([name, fmt(payload.get(key)), fmt(base.get(key)), fmt(delta.get(key), True), "", "", ""])
-        else:
-            rows.append([name, fmt(payload.get(key)), ""])
+        if key in payload:
+            values = [fmt(payload[key])]
+            if base:
+                values += [fmt(base.get(key)), fmt(delta.get(key), True)]
+            rows.append([name, *values, *[""] * (len(header) - 1 - len(values))])
     return header, rows
 
 
@@ -120,15 +130,20 @@ def letter_rows(run: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 def describe(run: Mapping[str, Any]) -> str:
     """One line saying what was measured."""
     retrieval = f", index {run['index']} top-{run['top_k']}" if run.get("index") else ""
+    if run["mode"] == "open":
+        method = (f"open questions, samples {run['samples']}, embedder {run.get('embedder')}, "
+                  f"threshold {run.get('threshold')}")
+    else:
+        method = f"mode {run['mode']}, samples {run['samples']}, permute {'on' if run['permute'] else 'off'}"
     return (f"{run_name(run)} on {run['data']} ({run['split'] or 'all'}, {run['n_questions']} questions, "
-            f"{', '.join(run['languages'])}); mode {run['mode']}, samples {run['samples']}, "
-            f"permute {'on' if run['permute'] else 'off'}{retrieval}")
+            f"{', '.join(run['languages'])}); {method}{retrieval}")
 
 
 # ---- renderings -------------------------------------------------------------------------------
 
 def rich_tables(payload: Mapping[str, Any]) -> list[Any]:
-    """What the terminal shows: the description line(s), the metrics table, each run's letter table."""
+    """What the terminal shows: the description line(s), the metrics table, each run's letter table
+    (multiple choice)."""
     lines = describe(payload)
     if payload.get("baseline"):
         lines += f"\nbaseline: {describe(payload['baseline'])}"
@@ -138,7 +153,7 @@ def rich_tables(payload: Mapping[str, Any]) -> list[Any]:
         metrics.add_row(*row)
     renderables: list[Any] = [Text(lines), metrics]
     for run in [payload, payload.get("baseline")]:
-        if run:
+        if run and "letters" in run:
             letters_header, letters = letter_rows(run)
             table = Table(*letters_header, title=f"answer letters: {run_name(run)}", title_justify="left")
             for row in letters:
@@ -157,19 +172,32 @@ def _timings(run: Mapping[str, Any]) -> str:
     return ", ".join(f"{key} {value}" for key, value in run["timings"].items())
 
 
+CHOICE_NOTE = ("Accuracy of a language: its own answer (majority over its samples) vs gold; an unparsed answer "
+               "counts as wrong. Cross-lingual vote: the consensus over all languages. Consistency: the share "
+               "of language pairs (among languages with an answer) that give the same answer, averaged over "
+               "questions.")
+OPEN_NOTE = ("Accuracy of a language: its own answer (the most central sample of its majority cluster) vs that "
+             "language's gold by semantic match (the same normalized text, equal numbers, or an embedding cosine "
+             "at or above the threshold); exact match: the same normalized text only. An unparsed answer counts "
+             "as wrong. Cross-lingual vote: the consensus cluster's answer (its member in that language, else its "
+             "representative) vs each language's gold; an abstention counts as wrong. Consistency: the share of "
+             "language pairs (among languages with an answer) whose answers fall in one cluster, averaged over "
+             "questions.")
+
+
 def markdown(payload: Mapping[str, Any]) -> str:
     parts = ["# calm-rag eval report", "", describe(payload), ""]
     if payload.get("baseline"):
         parts += [f"Baseline: {describe(payload['baseline'])}", ""]
-    parts += [_markdown_table(*metric_rows(payload)), "",
-              "Accuracy of a language: its own answer (majority over its samples) vs gold; an unparsed answer "
-              "counts as wrong. Cross-lingual vote: the consensus over all languages. Consistency: the share "
-              "of language pairs (among languages with an answer) that give the same answer, averaged over "
-              "questions.", ""]
+    parts += [_markdown_table(*metric_rows(payload)), "", OPEN_NOTE if payload["mode"] == "open" else CHOICE_NOTE, ""]
     for run in [payload, payload.get("baseline")]:
-        if run:
-            parts += [f"## Answer letters: {run_name(run)}", "", _markdown_table(*letter_rows(run)), "",
-                      f"Timings: {_timings(run)}", ""]
+        if not run:
+            continue
+        if "letters" in run:
+            parts += [f"## Answer letters: {run_name(run)}", "", _markdown_table(*letter_rows(run)), ""]
+        else:
+            parts += [f"## {run_name(run)}", ""]
+        parts += [f"Timings: {_timings(run)}", ""]
     return "\n".join(parts)
 
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from calm_rag.clustering import DEFAULT_THRESHOLD
 from calm_rag.config import check_known_keys, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.generation import GenerationConfig
@@ -62,6 +63,10 @@ class CalmTrainConfig:
     """direct: the soft-vote lead of the winner over the runner-up needed to become a target."""
     rounds: int = 1
     """Round n+1 samples with the adapter of round n and continues training it."""
+    embedder: str | None = None
+    """Open questions only: the embedder that clusters answers by meaning (default: settings.embedder)."""
+    cluster_threshold: float = DEFAULT_THRESHOLD
+    """Open questions only: cosine similarity at which two answers count as the same answer."""
     letter_warn_share: float = 0.5
     """Warn when one letter is more than this share of the training targets."""
 
@@ -97,6 +102,7 @@ class CalmTrainConfig:
             (self.rounds >= 1, "rounds must be at least 1"),
             (0.0 <= self.min_support <= 1.0, "min_support must be in [0, 1]"),
             (0.0 <= self.min_margin <= 1.0, "min_margin must be in [0, 1]"),
+            (0.0 < self.cluster_threshold <= 1.0, "cluster_threshold must be in (0, 1]"),
             (0.0 < self.letter_warn_share <= 1.0, "letter_warn_share must be in (0, 1]"),
             (self.beta > 0, "beta must be positive"),
             (self.loss_type in LOSS_TYPES, f"unknown loss_type {self.loss_type!r}; one of: {', '.join(LOSS_TYPES)}"),
@@ -162,7 +168,7 @@ def _coerce(data: dict[str, Any]) -> dict[str, Any]:
         modules = values["lora_target_modules"]
         values["lora_target_modules"] = tuple(modules.split(",") if isinstance(modules, str) else modules)
     for name in ("learning_rate", "epochs", "beta", "min_support", "min_margin", "lora_dropout", "warmup",
-                 "temperature", "top_p", "letter_warn_share"):
+                 "temperature", "top_p", "letter_warn_share", "cluster_threshold"):
         if isinstance(values.get(name), int) and not isinstance(values[name], bool):
             values[name] = float(values[name])
     return values

@@ -15,11 +15,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from calm_rag.clustering import Encode
 from calm_rag.extraction import extract_letter
 from calm_rag.languages import LANGUAGES
 from calm_rag.metrics import QuestionOutcome, summarize
 from calm_rag.questions import OPTION_LABELS, Choice
 from calm_rag.training.calm_loop import QuestionSamples
+from calm_rag.training.open_loop import OpenQuestionSamples, open_sampling_metrics
 
 MIN_TARGETS_FOR_WARNING = 10
 """Below this many targets one letter can dominate by chance; no warning is raised."""
@@ -122,7 +124,24 @@ def round_metrics(round_number: int, samples: Sequence[QuestionSamples] | None, 
     metrics["target_letters"] = letter_shares(targets)
     metrics["written_target_letters"] = letter_shares(written)
     metrics["warnings"] = letter_warnings(targets, written, limit)
+    metrics["training"] = training_metrics(log_history)
+    return metrics
+
+
+def training_metrics(log_history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Optimizer steps, the final training loss and the logged curves of one round's DPO."""
     final = next((entry for entry in reversed(log_history) if "train_loss" in entry), {})
-    metrics["training"] = {"steps": final.get("step", 0), "train_loss": final.get("train_loss"),
-                           "curves": curves(log_history)}
+    return {"steps": final.get("step", 0), "train_loss": final.get("train_loss"), "curves": curves(log_history)}
+
+
+def open_round_metrics(round_number: int, samples: Sequence[OpenQuestionSamples], pairs: Sequence[Mapping[str, Any]],
+                       languages: Sequence[str], log_history: Sequence[Mapping[str, Any]], encode: Encode,
+                       threshold: float) -> dict[str, Any]:
+    """`metrics.json` for one round on open questions: no letters, the consensus quality instead."""
+    metrics: dict[str, Any] = {"round": round_number, **open_sampling_metrics(samples, languages, encode, threshold)}
+    paired = {pair["id"] for pair in pairs}
+    metrics["unanimous"] = sum(item.status == "target" and item.question.id not in paired for item in samples)
+    metrics["pairs"] = pair_stats(pairs)
+    metrics["warnings"] = []
+    metrics["training"] = training_metrics(log_history)
     return metrics

@@ -23,10 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from calm_rag.clustering import CachedEncoder, Encode
 from calm_rag.config import load_settings
 from calm_rag.data import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
 from calm_rag.generation import Generator, base_names, check_adapter_base
+from calm_rag.pipelines.freeform import is_open_dataset, load_encoder, load_open_dataset
 from calm_rag.questions import ParallelQuestion
 from calm_rag.training import modeling
 from calm_rag.training.artifacts import (
@@ -48,10 +50,18 @@ from calm_rag.training.calm_loop import (
 )
 from calm_rag.training.config import CalmTrainConfig
 from calm_rag.training.dpo import StageProgress, train_dpo
+from calm_rag.training.open_loop import (
+    OpenQuestionSamples,
+    build_open_pairs,
+    open_no_pairs_reason,
+    open_samples_from_records,
+    sample_open_round,
+)
 from calm_rag.training.pairs_file import load_pairs_file
 from calm_rag.training.report import (
     chosen_letter,
     letter_warnings,
+    open_round_metrics,
     round_metrics,
     target_letters,
 )
@@ -140,7 +150,7 @@ class _Run:
                 self.notify(f"round {number}: {warning}")
 
     def finish(self, rounds: list[dict[str, Any]], source: dict[str, Any], command: str,
-               languages: Sequence[str]) -> TrainSummary:
+               languages: Sequence[str], mode: str) -> TrainSummary:
         """Write the artifacts into the partial folder and move it into place."""
         partial = self.folder.partial
         trained = [m["round"] for m in rounds if m["trained"]]
@@ -151,7 +161,7 @@ class _Run:
             write_jsonl(partial / "samples.jsonl",
                         [record for m in rounds for record in self._cached(m["round"], "samples.jsonl")])
         warnings = [f"round {m['round']}: {w}" for m in rounds for w in m.get("warnings", [])]
-        metrics = {"mode": self.config.mode, "languages": list(languages), "adapter_round": trained[-1],
+        metrics = {"mode": mode, "languages": list(languages), "adapter_round": trained[-1],
                    "rounds": rounds, "warnings": warnings}
         write_json(partial / "metrics.json", metrics)
         plot_training(rounds, partial / "training.png")
@@ -230,15 +240,59 @@ def _sampling_round(run: _Run, number: int, questions: Sequence[ParallelQuestion
     return samples, pairs, timings
 
 
+def _open_sampling_round(run: _Run, number: int, questions: Sequence[ParallelQuestion], encode: Encode
+                         ) -> tuple[list[OpenQuestionSamples], list[dict[str, Any]], dict[str, Any]]:
+    """`_sampling_round` for open questions: free-form samples clustered by meaning instead of letters."""
+    config, directory = run.config, run.round_dir(number)
+    timings: dict[str, Any] = {}
+    samples_file, pairs_file = directory / "samples.jsonl", directory / "pairs.jsonl"
+    if samples_file.is_file():
+        samples = open_samples_from_records(questions, read_records(samples_file), encode, config, str(samples_file))
+        run.say(f"round {number}: reused the cached samples")
+    else:
+        began = time.monotonic()
+        total = sum(len([lang for lang in config.languages if lang in q.versions]) for q in questions) * config.samples
+        samples = sample_open_round(run.generator(number), encode, questions, config, number,
+                                    _counting(run.progress, f"round {number}: sampling", total))
+        write_jsonl(samples_file, [item.to_record(number) for item in samples])
+        timings["sampling_s"] = time.monotonic() - began
+    if pairs_file.is_file():
+        pairs = read_records(pairs_file)
+    else:
+        began = time.monotonic()
+        pairs = build_open_pairs(samples, Translator(run.generator(number)), number)
+        write_jsonl(pairs_file, pairs)
+        timings["pairs_s"] = time.monotonic() - began
+    return samples, pairs, timings
+
+
+def _load_questions(dataset: Path | str, config: CalmTrainConfig, split: str | None, limit: int | None
+                    ) -> tuple[list[ParallelQuestion], bool]:
+    """The selected questions, and whether they are open questions (a folder of records without choices)."""
+    if not is_open_dataset(dataset):
+        return load_parallel_dataset(dataset, config.languages, split, limit), False
+    if config.mode != "cot":
+        raise CalmRagError(f"{dataset} holds open questions (no options), and --mode {config.mode} needs option "
+                           "letters; use --mode cot")
+    return load_open_dataset(dataset, config.languages, split=split, limit=limit), True
+
+
 def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *, split: str | None = None,
                limit: int | None = None, adapter: Path | str | None = None, resume: bool = False,
                overwrite: bool = False, progress: StageProgress | None = None, notify: Notify | None = None
                ) -> TrainSummary:
-    """The CALM loop on a parallel dataset: per round, sample -> vote -> threshold -> pairs -> LoRA-DPO."""
-    questions = load_parallel_dataset(dataset, config.languages, split, limit)
+    """The CALM loop on a parallel dataset: per round, sample -> vote -> threshold -> pairs -> LoRA-DPO.
+    Multiple-choice questions vote on letters; open questions (no `choices`) vote by clustering the answers'
+    meanings with the embedder (`config.embedder`)."""
+    questions, open_questions = _load_questions(dataset, config, split, limit)
+    encode = None
+    if open_questions:
+        config = replace(config, embedder=config.embedder or load_settings().embedder)
+        encode = CachedEncoder(load_encoder(config.embedder))
     config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
     source = {"dataset": str(Path(dataset).resolve()), "split": split, "limit": limit,
-              "questions": len(questions), "data_hash": dataset_hash(dataset, config.languages)}
+              "questions": len(questions), "kind": "open" if open_questions else "multiple-choice",
+              "data_hash": dataset_hash(dataset, config.languages)}
     folder.check_run_spec(_spec("train", config, source, resolved, start))
     run = _Run(config, folder, resolved, start, progress, notify)
     if split is None:
@@ -249,24 +303,34 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
         if marker.is_file():
             rounds.append(read_json(marker))
         else:
-            samples, pairs, timings = _sampling_round(run, number, questions)
+            if encode is not None:
+                open_samples, pairs, timings = _open_sampling_round(run, number, questions, encode)
+                reason = open_no_pairs_reason(open_samples, config)
+            else:
+                samples, pairs, timings = _sampling_round(run, number, questions)
+                reason = no_pairs_reason(samples, config)
             if not pairs and number == 1:
                 folder.discard()  # nothing was trained: leave nothing behind, like any other bad input
-                raise CalmRagError(f"nothing to train: no preference pairs, because {no_pairs_reason(samples, config)}")
+                raise CalmRagError(f"nothing to train: no preference pairs, because {reason}")
             history: dict[str, Any] = {"log_history": []}
             if pairs:
-                run.check_letters(number, samples, pairs)
+                if encode is None:
+                    run.check_letters(number, samples, pairs)
                 history = run.train(number, pairs)
                 timings["training_s"] = history["training_s"]
-            metrics = round_metrics(number, samples, pairs, config.languages, history["log_history"],
-                                    config.letter_warn_share)
+            if encode is not None:
+                metrics = open_round_metrics(number, open_samples, pairs, config.languages, history["log_history"],
+                                             encode, config.cluster_threshold)
+            else:
+                metrics = round_metrics(number, samples, pairs, config.languages, history["log_history"],
+                                        config.letter_warn_share)
             metrics.update(trained=bool(pairs), timings=timings)
             write_json(marker, metrics)
             rounds.append(metrics)
         if not rounds[-1]["trained"]:
             run.say(f"round {number} produced no pairs; stopping with round {number - 1}'s adapter")
             break
-    return run.finish(rounds, source, "train", config.languages)
+    return run.finish(rounds, source, "train", config.languages, "open" if open_questions else config.mode)
 
 
 def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainConfig, *,
@@ -292,4 +356,4 @@ def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainCon
         metrics = round_metrics(1, None, records, languages, history["log_history"], config.letter_warn_share)
         metrics.update(trained=True, timings={"training_s": history["training_s"]})
         write_json(marker, metrics)
-    return run.finish([metrics], source, "train-pairs", languages)
+    return run.finish([metrics], source, "train-pairs", languages, config.mode)

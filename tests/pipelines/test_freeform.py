@@ -16,7 +16,8 @@ from calm_rag.errors import CalmRagError
 from calm_rag.generation import GenerationConfig, Generator
 from calm_rag.languages import LANGUAGES
 from calm_rag.pipelines.freeform import (FreeformConfig, FreeformQA, FreeformRequest, extract_span,
-                                         freeform_messages, load_open_dataset, split_response)
+                                         freeform_messages, is_open_dataset, load_open_dataset,
+                                         split_response)
 from calm_rag.prompts import Passage, format_passages
 from calm_rag.translation import Translator
 from tests.fakes import concept_encoder
@@ -150,6 +151,106 @@ def test_open_dataset_loader(tmp_path: Path) -> None:
     assert question.is_open and question.answer == "330 m" and question.versions["zh"].answer == "330米"
     with pytest.raises(CalmRagError):
         load_open_dataset(tmp_path, ["en", "de"])
+
+
+def write_open_files(folder: Path, rows: dict[str, list[dict[str, str]]]) -> Path:
+    """One `<lang>.jsonl` per language from `rows` (language -> records without `lang`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, records in rows.items():
+        (folder / f"{lang}.jsonl").write_text("".join(json.dumps({**record, "lang": lang}, ensure_ascii=False) + "\n"
+                                                      for record in records), "utf-8")
+    return folder
+
+
+SPLIT_ROWS = {
+    "en": [{"id": "a", "split": "train", "question": "Capital of France?", "answer": "Paris"},
+           {"id": "b", "split": "test", "question": "How tall?", "answer": "330 m"},
+           {"id": "c", "split": "test", "question": "Who wrote Faust?", "answer": "Goethe"}],
+    "de": [{"id": "a", "split": "train", "question": "Hauptstadt Frankreichs?", "answer": "Paris"},
+           {"id": "b", "split": "test", "question": "Wie hoch?", "answer": "330 Meter"},
+           {"id": "c", "split": "test", "question": "Wer schrieb Faust?", "answer": "Goethe"}],
+}
+
+
+def test_open_dataset_splits_and_limit(tmp_path: Path) -> None:
+    folder = write_open_files(tmp_path / "open", SPLIT_ROWS)
+    assert [q.id for q in load_open_dataset(folder, ["en", "de"])] == ["a", "b", "c"]
+    test = load_open_dataset(folder, ["de", "en"], split="test")
+    assert [q.id for q in test] == ["b", "c"] and test[0].source_lang == "de" and test[0].answer == "330 Meter"
+    assert {lang: v.answer for lang, v in test[0].versions.items()} == {"de": "330 Meter", "en": "330 m"}
+    assert [q.id for q in load_open_dataset(folder, ["en"], split="test", limit=1)] == ["b"]
+
+
+@pytest.mark.parametrize(("change", "kwargs", "message"), [
+    (None, {"split": "dev"}, "unknown split 'dev' in .*; available: test, train"),
+    (None, {"limit": 0}, "--limit must be a positive integer"),
+    (None, {"languages": ["en", "zh"]}, "has no zh file; it has: de, en"),
+    ({"de": SPLIT_ROWS["de"][:2]}, {}, "not parallel, line counts differ: en=3, de=2"),
+    ({"de": [*SPLIT_ROWS["de"][:2], {**SPLIT_ROWS["de"][2], "id": "x"}]}, {}, r"not parallel at de.jsonl line 3"),
+    ({"de": [*SPLIT_ROWS["de"][:2], {**SPLIT_ROWS["de"][2], "choices": [{"label": "A", "text": "Goethe"}]}]}, {},
+     r"de.jsonl:3: has choices"),
+    ({"en": [], "de": []}, {}, r"no questions selected from .* \(split=None, languages=en,de\)"),
+])
+def test_open_dataset_errors(tmp_path: Path, change: dict[str, list[dict[str, str]]] | None,
+                             kwargs: dict[str, object], message: str) -> None:
+    folder = write_open_files(tmp_path / "open", {**SPLIT_ROWS, **(change or {})})
+    arguments: dict[str, object] = {"languages": ["en", "de"], **kwargs}
+    with pytest.raises(CalmRagError, match=message):
+        load_open_dataset(folder, **arguments)  # type: ignore[arg-type]
+
+
+def xquad_row(squad_id: str, lang: str, question: str, answer: str) -> str:
+    return json.dumps({"qid": f"{lang}|{squad_id}", "lang": lang, "squad_id": squad_id, "para_id": "0|0",
+                       "question": question, "answer": answer}, ensure_ascii=False)
+
+
+XQUAD_ROWS = [
+    xquad_row("s2", "de", "Wie viele Punkte?", "308"), xquad_row("s1", "de", "Wer gewann?", "Denver Broncos"),
+    xquad_row("s3", "de", "Wo?", "Santa Clara"),
+    xquad_row("s1", "en", "Who won?", "Denver Broncos"), xquad_row("s2", "en", "How many points?", "308"),
+    xquad_row("s3", "en", "Where?", "Santa Clara"),
+    xquad_row("s1", "zh", "谁赢了？", "丹佛野马队"), xquad_row("s2", "zh", "多少分？", "308"),  # s3: no zh version
+]
+
+
+def test_xquad_r_layout_groups_rows_by_squad_id(tmp_path: Path) -> None:
+    (tmp_path / "queries.jsonl").write_text("\n".join(XQUAD_ROWS) + "\n", "utf-8")
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"doc_id": "d", "lang": "en", "text": "x"}) + "\n", "utf-8")
+    questions = load_open_dataset(tmp_path, ["en", "de"])
+    assert [q.id for q in questions] == ["s2", "s1", "s3"]  # order of first appearance
+    assert questions[1].source_lang == "en" and questions[1].answer == "Denver Broncos" and questions[1].is_open
+    assert questions[1].versions["de"].question == "Wer gewann?" and list(questions[1].versions) == ["en", "de"]
+    with_zh = load_open_dataset(tmp_path, ["zh", "en"], limit=1)
+    assert [q.id for q in with_zh] == ["s2"]  # the file's order, not that of the languages asked for
+    assert [q.id for q in load_open_dataset(tmp_path, ["zh", "en"])] == ["s2", "s1"]  # s3 lacks zh
+    assert load_open_dataset(tmp_path, ["zh"])[1].versions["zh"].answer == "丹佛野马队"
+    assert is_open_dataset(tmp_path)
+
+
+@pytest.mark.parametrize(("rows", "kwargs", "message"), [
+    (XQUAD_ROWS, {"languages": ["en", "fr"]}, "queries.jsonl has no fr questions; it has: de, en, zh"),
+    (XQUAD_ROWS, {"split": "test"}, "unknown split 'test' in .*; available: none"),
+    ([*XQUAD_ROWS, xquad_row("s1", "en", "Again?", "x")], {}, r"queries.jsonl:9: a second en question for squad_id s1"),
+    ([*XQUAD_ROWS, json.dumps({"lang": "en", "question": "q"})], {}, r"queries.jsonl:9: .*'squad_id'"),
+    ([*XQUAD_ROWS, json.dumps({"lang": "en", "squad_id": "s9", "question": " "})], {},
+     r"queries.jsonl:9: missing or empty field 'question'"),
+])
+def test_xquad_r_layout_errors(tmp_path: Path, rows: list[str], kwargs: dict[str, object], message: str) -> None:
+    (tmp_path / "queries.jsonl").write_text("\n".join(rows) + "\n", "utf-8")
+    arguments: dict[str, object] = {"languages": ["en", "de"], **kwargs}
+    with pytest.raises(CalmRagError, match=message):
+        load_open_dataset(tmp_path, **arguments)  # type: ignore[arg-type]
+
+
+def test_is_open_dataset_routes_by_the_first_record(tmp_path: Path) -> None:
+    open_folder = write_open_files(tmp_path / "open", SPLIT_ROWS)
+    choices = [{"label": "A", "text": "Paris"}, {"label": "B", "text": "Rom"}]
+    choice_folder = write_open_files(tmp_path / "mc", {
+        lang: [{**row, "choices": choices, "answer": "A"} for row in rows] for lang, rows in SPLIT_ROWS.items()})
+    assert is_open_dataset(open_folder) and not is_open_dataset(choice_folder)
+    assert not is_open_dataset(tmp_path)  # no language files: the multiple-choice loader explains what is missing
+    with pytest.raises(CalmRagError, match="does not exist"):
+        is_open_dataset(tmp_path / "missing")
 
 
 def test_end_to_end_with_the_tiny_random_lm(tiny_generator: Generator) -> None:

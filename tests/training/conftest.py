@@ -51,3 +51,20 @@ def recipe(tmp_path: Path) -> Path:
     path = tmp_path / "fast.toml"
     path.write_text(FAST_RECIPE, encoding="utf-8")
     return path
+
+
+OPEN_QUESTIONS = {
+    "en": ("What is the capital of France?", "Paris"),
+    "de": ("Was ist die Hauptstadt von Frankreich?", "Paris"),
+    "zh": ("法国的首都是哪里？", "巴黎"),
+}
+
+
+def write_open_dataset(folder: Path, questions: int = 3) -> Path:
+    """`questions` parallel open questions (no choices) per language, with gold answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, (question, answer) in OPEN_QUESTIONS.items():
+        lines = [json.dumps({"id": f"o{i}", "split": "train", "lang": lang, "question": f"{question} ({i})",
+                             "answer": answer}, ensure_ascii=False) for i in range(questions)]
+        (folder / f"{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder

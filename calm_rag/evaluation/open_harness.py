@@ -1,0 +1,175 @@
+"""Run an open-question evaluation: load the data, the embedder and the model once, sample every
+question in every language in batched calls, score by semantic match, and cache finished items so
+that an interrupted run resumes.
+
+The shape is `calm_rag.evaluation.harness`'s: chunks of whole questions, each (question, language)
+pair sampled as its own single-language `ParallelQuestion` so that every language's prompt carries
+the passages retrieved with that language's version of the question, the chunk's records appended
+to the cache, and `--compare-to base` run on the same weights inside peft's `disable_adapter()`.
+
+What differs: the answers are free text, so records store spans (`OpenItemRecord`) and scoring
+needs the embedder. It is loaded before the generator (a missing embedder fails fast) and wrapped
+in one `CachedEncoder`, so the adapter and base runs embed each distinct answer once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from calm_rag.clustering import CachedEncoder
+from calm_rag.config import Settings, load_settings
+from calm_rag.data import dataset_hash
+from calm_rag.errors import CalmRagError
+from calm_rag.evaluation.cache import (
+    ItemCache,
+    adapter_fingerprint,
+    model_fingerprint,
+    prompts_fingerprint,
+)
+from calm_rag.evaluation.config import OpenEvalConfig
+from calm_rag.evaluation.harness import (
+    CHUNK_BATCHES,
+    Progress,
+    ProgressFactory,
+    open_index,
+    retrieve_passages,
+)
+from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
+from calm_rag.generation import Generator
+from calm_rag.pipelines.freeform import (
+    FreeformSample,
+    load_encoder,
+    load_open_dataset,
+    sample_answers,
+)
+from calm_rag.prompts import Passage
+from calm_rag.questions import ParallelQuestion
+
+
+@dataclass
+class OpenEvalRun:
+    """One model (or model + adapter) evaluated on one selection of an open-question dataset."""
+
+    label: str
+    """'model', 'adapter' or 'base': the run's role in a comparison."""
+    model: str
+    adapter: str | None
+    config: OpenEvalConfig
+    embedder: str
+    data: str
+    data_hash: str
+    records: list[OpenItemRecord]
+    summary: dict[str, Any]
+    """`score_open` of the records (scored once: it needs the embedder, which the run does not keep)."""
+    timings: dict[str, float | int] = field(default_factory=dict)
+    cache: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of `calm-rag eval --json` for one run: the multiple-choice report's headline keys,
+        plus exact match, without the answer letters."""
+        return {
+            "label": self.label, "model": self.model, "adapter": self.adapter, "data": self.data,
+            "data_hash": self.data_hash, "split": self.config.split, "languages": list(self.config.languages),
+            "mode": "open", "samples": self.config.samples, "index": self.config.index,
+            "top_k": self.config.top_k if self.config.index else None, "embedder": self.embedder,
+            "threshold": self.config.threshold, **self.summary, "timings": self.timings, "cache": self.cache,
+        }
+
+
+def evaluate_open(generator: Generator, questions: Sequence[ParallelQuestion], config: OpenEvalConfig, *,
+                  cache: ItemCache[OpenItemRecord] | None = None, index: Any | None = None,
+                  progress: Progress | None = None) -> tuple[list[OpenItemRecord], dict[str, float | int]]:
+    """Records for `questions` (cached ones reused, the rest sampled and cached) and the timings."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    cached = cache.load() if cache else {}
+    pending = [question for question in questions if question.id not in cached]
+    per_question = len(config.languages) * config.samples
+    if progress and len(pending) < len(questions):
+        progress((len(questions) - len(pending)) * per_question)
+    generation = config.generation()
+    fresh: dict[str, OpenItemRecord] = {}
+    retrieve_s = 0.0
+    chunk_size = max(1, config.batch_size * CHUNK_BATCHES // per_question)
+    for start in range(0, len(pending), chunk_size):
+        chunk = pending[start:start + chunk_size]
+        passages: list[list[Passage]] | None = None
+        if index is not None:
+            retrieve_started = time.perf_counter()
+            found = retrieve_passages(index, chunk, config.languages, config.top_k)
+            retrieve_s += time.perf_counter() - retrieve_started
+            passages = [found[number][lang] for number in range(len(chunk)) for lang in config.languages]
+        units = [ParallelQuestion(question.id, {lang: question.versions[lang]}, lang, question.answer)
+                 for question in chunk for lang in config.languages]
+        answered = iter(sample_answers(generator, units, config.languages, config.samples, generation, passages,
+                                       progress=progress))
+        records = []
+        for question in chunk:
+            samples: dict[str, list[FreeformSample]] = {}
+            for _ in config.languages:
+                samples.update(next(answered))
+            records.append(OpenItemRecord.from_samples(question, samples))
+        if cache:
+            cache.append(records)
+        fresh.update((record.id, record) for record in records)
+    elapsed = time.perf_counter() - started
+    prompts = len(pending) * per_question
+    timings: dict[str, float | int] = {
+        "questions_cached": len(questions) - len(pending), "questions_answered": len(pending),
+        "prompts": prompts, "retrieve_s": round(retrieve_s, 3), "run_s": round(elapsed, 3),
+        "cpu_s": round(time.process_time() - cpu_started, 3),
+        "prompts_per_s": round(prompts / (elapsed - retrieve_s), 3) if prompts and elapsed > retrieve_s else None}
+    return [cached.get(question.id) or fresh[question.id] for question in questions], timings
+
+
+def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapter: Path | None = None,
+                        compare_base: bool = False, cache_dir: Path | None = None, fresh: bool = False,
+                        device: str = "auto", dtype: str = "auto", settings: Settings | None = None,
+                        progress: ProgressFactory | None = None) -> list[OpenEvalRun]:
+    """Evaluate `model` (with `adapter`) on the open questions of `data`; with `compare_base` also the model
+    without the adapter. Returns the runs, the adapter run first. Input is checked, and the index and the
+    embedder (`config.embedder`, else the settings') are loaded, before the generator."""
+    if compare_base and adapter is None:
+        raise CalmRagError("--compare-to base needs --adapter (the base run is the model without it)")
+    settings = settings or load_settings()
+    questions = load_open_dataset(data, config.languages, config.split, config.limit)
+    data_hash = dataset_hash(data, config.languages)
+    index = open_index(config, settings) if config.index else None
+    adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
+    embedder = config.embedder or settings.embedder
+
+    load_started = time.perf_counter()
+    scorer = CachedEncoder(load_encoder(embedder))
+    embedder_load_s = round(time.perf_counter() - load_started, 3)
+    load_started = time.perf_counter()
+    generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype)
+    load_s = round(time.perf_counter() - load_started, 3)
+    common = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype), "config": config.fingerprint(),
+              "prompts": prompts_fingerprint(config.languages), "data": data_hash}
+
+    plans: list[tuple[str, str | None, AbstractContextManager[Any]]] = [
+        ("adapter" if adapter is not None else "model", adapter_id, nullcontext())]
+    if compare_base:
+        plans.append(("base", None, generator.model.disable_adapter()))  # a PeftModel: --adapter is set
+    runs = []
+    for label, fingerprint, context in plans:
+        cache = (ItemCache(cache_dir, {**common, "adapter": fingerprint}, OpenItemRecord)
+                 if cache_dir is not None else None)
+        if cache and fresh:
+            cache.clear()
+        callback = progress(label, len(questions) * len(config.languages) * config.samples) if progress else None
+        with context:
+            records, timings = evaluate_open(generator, questions, config, cache=cache, index=index,
+                                             progress=callback)
+        score_started = time.perf_counter()
+        summary = score_open(records, config.languages, scorer, config.threshold)
+        timings = {"load_s": load_s, "embedder_load_s": embedder_load_s, **timings,
+                   "score_s": round(time.perf_counter() - score_started, 3)}
+        runs.append(OpenEvalRun(label, generator.name, str(adapter) if adapter and label != "base" else None,
+                                config, embedder, str(data), data_hash, records, summary, timings,
+                                str(cache.path) if cache else None))
+    return runs
