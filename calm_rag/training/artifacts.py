@@ -58,17 +58,32 @@ class RunFolder:
         (partial / "work").mkdir(parents=True, exist_ok=True)
         return cls(out, partial, resumed)
 
-    def check_run_spec(self, spec: Mapping[str, Any]) -> None:
-        """Record what this run is; a resumed run must be the same run (same config, data, model)."""
+    def check_run_spec(self, spec: Mapping[str, Any], *, adjustable: Iterable[str] = (),
+                       defaults: Mapping[str, Any] | None = None) -> list[str]:
+        """Record what this run is; a resumed run must be the same run (same config, data, model).
+
+        Two exceptions keep an interrupted run's samples usable: a setting the recorded run predates
+        (absent there) passes when it has its default value (`defaults`, by dotted path), and the settings
+        named in `adjustable` (dotted paths; e.g. the DPO batch size after running out of memory) may change
+        as long as no round has finished. Returns the adjusted settings, as "path: old -> new"."""
         path = self.work / "run.json"
         wanted = json.loads(json.dumps(spec, default=str))
-        if path.is_file():
-            recorded = read_json(path)
-            if recorded != wanted:
-                raise CalmRagError(f"cannot resume {self.partial}: it was started with different settings "
-                                   f"({', '.join(_differences(recorded, wanted))}); pass --overwrite to start over")
-            return
+        if not path.is_file():
+            write_json(path, wanted)
+            return []
+        recorded = read_json(path)
+        known = defaults or {}
+        changed = [(key, old, new) for key, old, new in _differences(recorded, wanted)
+                   if not (old is _ABSENT and key in known and new == known[key])]
+        allowed = set(adjustable)
+        finished = any(self.work.glob("round-*/round.json"))
+        blocking = [item for item in changed if item[0] not in allowed or finished]
+        if blocking:
+            listed = ", ".join(f"{key}: {_shown(old)} -> {_shown(new)}" for key, old, new in blocking)
+            raise CalmRagError(f"cannot resume {self.partial}: it was started with different settings ({listed}); "
+                               "pass --overwrite to start over")
         write_json(path, wanted)
+        return [f"{key}: {_shown(old)} -> {_shown(new)}" for key, old, new in changed]
 
     def discard(self) -> None:
         shutil.rmtree(self.partial, ignore_errors=True)
@@ -87,15 +102,24 @@ class RunFolder:
         return self.out
 
 
-def _differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = "") -> list[str]:
-    keys = sorted(set(recorded) | set(wanted))
+_ABSENT = object()
+"""A setting missing from one side of a comparison."""
+
+
+def _shown(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else repr(value)
+
+
+def _differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], prefix: str = ""
+                 ) -> list[tuple[str, Any, Any]]:
+    """(dotted path, recorded value, wanted value) for every setting that differs, `_ABSENT` where missing."""
     found = []
-    for key in keys:
-        a, b = recorded.get(key), wanted.get(key)
+    for key in sorted(set(recorded) | set(wanted)):
+        a, b = recorded.get(key, _ABSENT), wanted.get(key, _ABSENT)
         if isinstance(a, dict) and isinstance(b, dict):
             found += _differences(a, b, f"{prefix}{key}.")
         elif a != b:
-            found.append(f"{prefix}{key}: {a!r} -> {b!r}")
+            found.append((f"{prefix}{key}", a, b))
     return found
 
 

@@ -35,6 +35,11 @@ LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_
 """The loss types TRL 1.16's DPOTrainer accepts (`DPOConfig.loss_type`)."""
 
 
+DPO_MEMORY_SETTINGS = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing")
+"""How DPO fits in memory: may change when resuming a run whose rounds have not finished (its samples and
+pairs do not depend on them), e.g. after running out of memory, with the same effective batch."""
+
+
 @dataclass(frozen=True)
 class CalmTrainConfig:
     # ---- model ----------------------------------------------------------------------------
@@ -135,6 +140,11 @@ class CalmTrainConfig:
     def target_modules(self) -> str | list[str]:
         """What `LoraConfig.target_modules` takes: the string "all-linear" or a list of names."""
         return "all-linear" if self.lora_target_modules == ("all-linear",) else list(self.lora_target_modules)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every setting's default value, as `to_dict` writes it."""
+        return cls().to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -16,6 +16,7 @@ training it, with round n's adapter as the DPO reference (TRL copies it into a f
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,7 +49,7 @@ from calm_rag.training.calm_loop import (
     sample_round,
     samples_from_records,
 )
-from calm_rag.training.config import CalmTrainConfig
+from calm_rag.training.config import DPO_MEMORY_SETTINGS, CalmTrainConfig
 from calm_rag.training.dpo import StageProgress, train_dpo
 from calm_rag.training.open_loop import (
     OpenQuestionSamples,
@@ -200,6 +201,23 @@ def _spec(command: str, config: CalmTrainConfig, source: dict[str, Any], resolve
             "start_adapter": str(start) if start else None}
 
 
+def _check_spec(folder: RunFolder, spec: dict[str, Any]) -> list[str]:
+    """`RunFolder.check_run_spec` with the training-specific exceptions: DPO memory settings may change
+    before a round has finished, and settings newer than the recorded run pass at their defaults."""
+    return folder.check_run_spec(spec, adjustable=[f"config.{name}" for name in DPO_MEMORY_SETTINGS],
+                                 defaults={f"config.{key}": value for key, value in CalmTrainConfig.defaults().items()})
+
+
+def _restart_dpo(run: _Run, adjusted: Sequence[str]) -> None:
+    """Checkpoints made with other DPO memory settings cannot be continued: DPO restarts from the cached pairs."""
+    if not adjusted:
+        return
+    for checkpoints in run.folder.work.glob("round-*/checkpoints"):
+        shutil.rmtree(checkpoints)
+    run.say(f"resuming with changed settings ({'; '.join(adjusted)}): samples and pairs are reused, "
+            "DPO starts over")
+
+
 def _counting(progress: StageProgress | None, stage: str, total: int) -> Callable[[int], None] | None:
     """Adapt the sampler's 'n more done' callback to (stage, done, total)."""
     if progress is None:
@@ -291,10 +309,10 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
         encode = CachedEncoder(load_encoder(config.embedder))
     config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
     source = {"dataset": str(Path(dataset).resolve()), "split": split, "limit": limit,
-              "questions": len(questions), "kind": "open" if open_questions else "multiple-choice",
-              "data_hash": dataset_hash(dataset, config.languages)}
-    folder.check_run_spec(_spec("train", config, source, resolved, start))
+              "questions": len(questions), "data_hash": dataset_hash(dataset, config.languages)}
+    adjusted = _check_spec(folder, _spec("train", config, source, resolved, start))
     run = _Run(config, folder, resolved, start, progress, notify)
+    _restart_dpo(run, adjusted)
     if split is None:
         run.say("no --split given: training on every question in the folder (test questions too, if it has any)")
     rounds: list[dict[str, Any]] = []
@@ -343,8 +361,9 @@ def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainCon
     config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
     source = {"pairs_file": str(Path(pairs_file).resolve()), "pairs": len(records),
               "pairs_hash": hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest()}
-    folder.check_run_spec(_spec("train-pairs", config, source, resolved, start))
+    adjusted = _check_spec(folder, _spec("train-pairs", config, source, resolved, start))
     run = _Run(config, folder, resolved, start, progress, notify)
+    _restart_dpo(run, adjusted)
     marker = run.round_dir(1) / "round.json"
     languages = sorted({str(record["lang"]) for record in records if record.get("lang")})
     if marker.is_file():

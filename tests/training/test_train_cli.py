@@ -131,6 +131,43 @@ def test_resume_after_interruption(tmp_path: Path, dataset: Path, recipe: Path, 
     assert not partial.exists() and (out / "adapter_model.safetensors").is_file()
 
 
+def test_resume_with_a_smaller_batch_reuses_samples_and_restarts_dpo(
+        tmp_path: Path, dataset: Path, recipe: Path, tiny_lm_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running out of memory in DPO must not cost the sampling: the batch size may change on --resume."""
+    from trl import DPOTrainer
+
+    recipe.write_text(recipe.read_text().replace("save_steps = 100", "save_steps = 1"))
+    out = tmp_path / "calm"
+    original_step = DPOTrainer.training_step
+    calls = []
+
+    def out_of_memory(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what the user sees of a kill: the run stops mid-DPO
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(DPOTrainer, "training_step", out_of_memory)
+    assert runner.invoke(app, direct_args(dataset, tiny_lm_path, recipe, out)).exit_code == 130
+    checkpoints = tmp_path / ".calm.partial" / "work" / "round-1" / "checkpoints"
+    assert (checkpoints / "checkpoint-1").is_dir()
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("resume must reuse the cached samples")
+
+    monkeypatch.setattr(DPOTrainer, "training_step", original_step)
+    monkeypatch.setattr("calm_rag.training.calm_loop.sample_responses", no_sampling)
+    result = runner.invoke(app, [*direct_args(dataset, tiny_lm_path, recipe, out), "--resume", "--batch-size", "2",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert any("config.batch_size: 4 -> 2" in note and "DPO starts over" in note for note in summary["notes"])
+    assert not any("resumed from checkpoint" in note for note in summary["notes"])
+    first = summary["metrics"]["rounds"][0]
+    assert first["training"]["steps"] == -(-first["pairs"]["total"] // 2)
+    assert json.loads((out / "manifest.json").read_text())["config"]["batch_size"] == 2
+
+
 def test_pairs_file_with_skewed_targets_warns(tmp_path: Path, recipe: Path, tiny_lm_path: Path) -> None:
     rows = [{"id": f"q{i}", "lang": "en", "majority": "C", "translated": False,
              "prompt": [{"role": "user", "content": f"Question {i}?\nA. x\nB. y\nC. z"}],
