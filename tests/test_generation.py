@@ -59,3 +59,22 @@ def test_multi_token_labels_fall_back_to_sequence_scoring(tiny_generator: Genera
     prompt = tiny_generator.render([{"role": "user", "content": "x"}], prefill="Answer:")
     [distribution] = tiny_generator.label_distributions([prompt], [["A", "Zyx"]])
     assert abs(sum(distribution.values()) - 1.0) < 1e-6 and set(distribution) == {"A", "Zyx"}
+
+
+def test_adapter_is_merged_unless_it_must_stay_switchable(tiny_lm_path: Path, tmp_path: Path) -> None:
+    """Merged LoRA answers like the unmerged adapter (folded weights are faster to run); unmerged keeps
+    disable_adapter() available for eval's base comparison."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(tmp_path / "adapter")
+
+    merged = Generator.load(str(tiny_lm_path), adapter=tmp_path / "adapter", device="cpu", dtype="float32")
+    switchable = Generator.load(str(tiny_lm_path), adapter=tmp_path / "adapter", device="cpu", dtype="float32",
+                                merge_adapter=False)
+    assert not isinstance(merged.model, PeftModel) and isinstance(switchable.model, PeftModel)
+    prompts = [merged.render([{"role": "user", "content": "Which option? A or B"}])]
+    assert merged.label_distributions(prompts, [("A", "B")])[0] == pytest.approx(
+        switchable.label_distributions(prompts, [("A", "B")])[0], abs=1e-4)

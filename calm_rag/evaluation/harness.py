@@ -8,15 +8,16 @@ items are appended to the cache. Each (question, language) pair is passed as its
 single-language `ParallelQuestion`, which is what lets every language's prompt carry the
 passages retrieved for that language's version of the question.
 
-`--compare-to base` loads the model once: the adapter run uses the LoRA adapter, the base
-run the same weights inside peft's `disable_adapter()` context.
+`--compare-to base` loads the model once: the base run goes first, on the untouched weights
+inside peft's `disable_adapter()` context, then the adapter is merged into the weights for the
+adapter run (unmerged LoRA layers made CPU inference about 2.5x slower).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,17 +156,13 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
     adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
 
     load_started = time.perf_counter()
-    generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype)
+    generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype, merge_adapter=not compare_base)
     load_s = round(time.perf_counter() - load_started, 3)
     common = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype), "config": config.fingerprint(),
               "prompts": prompts_fingerprint(config.languages), "data": data_hash}
 
-    plans: list[tuple[str, str | None, AbstractContextManager[Any]]] = [
-        ("adapter" if adapter is not None else "model", adapter_id, nullcontext())]
-    if compare_base:
-        plans.append(("base", None, generator.model.disable_adapter()))  # a PeftModel: --adapter is set
     runs = []
-    for label, fingerprint, context in plans:
+    for label, fingerprint, context in run_plans(generator, adapter_id, adapter is not None, compare_base):
         cache = (ItemCache(cache_dir, {**common, "adapter": fingerprint}, ItemRecord)
                  if cache_dir is not None else None)
         if cache and fresh:
@@ -176,4 +173,27 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
         runs.append(EvalRun(label, generator.name, str(adapter) if adapter and label != "base" else None, config,
                             str(data), data_hash, records, {"load_s": load_s, **timings},
                             str(cache.path) if cache else None))
-    return runs
+    return runs[::-1] if compare_base else runs
+
+
+Plan = tuple[str, str | None, AbstractContextManager[Any]]
+
+
+@contextmanager
+def _merged(model: Any) -> Iterator[None]:
+    """The LoRA weights folded into the base weights while the adapter run generates (see `Generator.load`)."""
+    model.merge_adapter()
+    try:
+        yield
+    finally:
+        model.unmerge_adapter()
+
+
+def run_plans(generator: Generator, adapter_id: str | None, has_adapter: bool, compare_base: bool) -> list[Plan]:
+    """(label, adapter fingerprint, context) of each run, in the order to run them. With `compare_base` the
+    adapter stays switchable (a PeftModel): the base run goes first, on the untouched base weights inside
+    `disable_adapter()`, then the adapter is merged for its own run. Callers report the adapter run first."""
+    if not compare_base:
+        return [("adapter" if has_adapter else "model", adapter_id, nullcontext())]
+    model = generator.model
+    return [("base", None, model.disable_adapter()), ("adapter", adapter_id, _merged(model))]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from calm_rag.evaluation.harness import (
     ProgressFactory,
     open_index,
     retrieve_passages,
+    run_plans,
 )
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.generation import Generator
@@ -146,17 +146,13 @@ def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapt
     scorer = CachedEncoder(load_encoder(embedder))
     embedder_load_s = round(time.perf_counter() - load_started, 3)
     load_started = time.perf_counter()
-    generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype)
+    generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype, merge_adapter=not compare_base)
     load_s = round(time.perf_counter() - load_started, 3)
     common = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype), "config": config.fingerprint(),
               "prompts": prompts_fingerprint(config.languages), "data": data_hash}
 
-    plans: list[tuple[str, str | None, AbstractContextManager[Any]]] = [
-        ("adapter" if adapter is not None else "model", adapter_id, nullcontext())]
-    if compare_base:
-        plans.append(("base", None, generator.model.disable_adapter()))  # a PeftModel: --adapter is set
     runs = []
-    for label, fingerprint, context in plans:
+    for label, fingerprint, context in run_plans(generator, adapter_id, adapter is not None, compare_base):
         cache = (ItemCache(cache_dir, {**common, "adapter": fingerprint}, OpenItemRecord)
                  if cache_dir is not None else None)
         if cache and fresh:
@@ -172,4 +168,4 @@ def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapt
         runs.append(OpenEvalRun(label, generator.name, str(adapter) if adapter and label != "base" else None,
                                 config, embedder, str(data), data_hash, records, summary, timings,
                                 str(cache.path) if cache else None))
-    return runs
+    return runs[::-1] if compare_base else runs

@@ -105,6 +105,15 @@ def test_resume_generates_only_the_missing_items(dataset: Path, tiny_model: Path
     assert len(prompts_seen) == 18
 
 
+def ballots(cache: Path, adapter: bool) -> list[float]:
+    """Every letter probability stored in the cache file of the adapter (or the base) run, in order."""
+    [meta] = [path for path in cache.glob("*.meta.json")
+              if (json.loads(path.read_text())["adapter"] is not None) == adapter]
+    records = [json.loads(line) for line in meta.with_name(meta.name.replace(".meta.json", ".jsonl")).open()]
+    return [p for record in records for lang in sorted(record["ballots"]) for ballot in record["ballots"][lang]
+            for _, p in sorted(ballot.items())]
+
+
 def test_compare_to_base_loads_once_and_reports_deltas(dataset: Path, tiny_model: Path, tiny_adapter: Path,
                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loads: list[Any] = []
@@ -130,6 +139,12 @@ def test_compare_to_base_loads_once_and_reports_deltas(dataset: Path, tiny_model
 
     plain = eval_json(dataset, "--model", tiny_model, "--languages", "en,de", "--cache-dir", tmp_path / "plain")
     assert plain["letters"] == base["letters"]  # disable_adapter() is the base model
+    alone = eval_json(dataset, "--model", tiny_model, "--adapter", tiny_adapter, "--languages", "en,de",
+                      "--cache-dir", tmp_path / "alone")
+    assert alone["letters"] == payload["letters"]
+    # the adapter merged for its run after the base run answers like the adapter merged at load
+    assert ballots(tmp_path / "alone", adapter=True) == pytest.approx(ballots(out / "cache", adapter=True), abs=1e-4)
+    assert ballots(out / "cache", adapter=True) != pytest.approx(ballots(out / "cache", adapter=False), abs=1e-4)
 
     against_file = eval_json(dataset, "--model", tiny_model, "--adapter", tiny_adapter, "--languages", "en,de",
                              "--compare-to", out / "report.json", "--cache-dir", out / "cache")
