@@ -8,10 +8,15 @@ from another language (the first in language order) translated into this languag
 generator; such pairs are marked `translated`. In `direct` mode the chosen answer is simply the
 majority option's label and text in this language, so nothing needs translating.
 
-Both answers end in the canonical localized line "Antwort: C) Krankenhaus", with the letter of
-the prompt the rejected response saw (options may have been rotated), so the model learns the
-option's content, not a letter. Rows are conversational prompt/chosen/rejected, as TRL's
-DPOTrainer takes them.
+Both answers end in the canonical localized line "Antwort: C) Krankenhaus". In cot mode the pair
+keeps the prompt the rejected response saw (options may have been rotated), because the sampled
+explanations may refer to its letters. In direct mode nothing was written, so each pair is shown in
+a rotation of its own that puts the consensus option at the next letter in turn (A, B, C, ... over
+the pairs): the letters of the chosen answers are then uniform, and no letter can stand in for the
+content. Without this, one rotation per language confounds letters with agreement: the answers that
+disagree with the consensus are mostly the model's favourite positions, so the chosen ones are mostly
+the others, and a real run learned to answer "A" or "E" to everything (docs/results.md). Rows are
+conversational prompt/chosen/rejected, as TRL's DPOTrainer takes them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from calm_rag.extraction import split_explanation
 from calm_rag.languages import get_language
 from calm_rag.prompts import Message, Mode, mcq_messages
+from calm_rag.questions import Choice, MCQuestion
 from calm_rag.responses import Response
 from calm_rag.translation import Translator
 
@@ -90,6 +96,33 @@ def _prompt(response: Response, mode: Mode) -> list[Message]:
     return list(response.prompt) if response.prompt else mcq_messages(response.shown, mode)
 
 
+def original_question(response: Response) -> MCQuestion:
+    """The question in its original option order, rebuilt from the rotated one the response saw."""
+    shown = response.shown
+    to_original = response.label_map or {label: label for label in shown.labels}
+    texts = {original: shown.choice_text(label) for label, original in to_original.items()}
+    return MCQuestion(shown.id, shown.lang, shown.question, tuple(Choice(label, texts[label]) for label in sorted(texts)))
+
+
+def rotated_with(question: MCQuestion, option: str, position: int) -> Response:
+    """`question` rotated so that original `option` is shown at `position`, as a response that answered it."""
+    shift = (question.labels.index(option) - position) % len(question.labels)
+    shown, label_map = question.permuted(shift)
+    return Response(question.lang, "", option, shown, label_map)
+
+
+def _direct_pair(plan: PairPlan, position: int) -> PreferencePair:
+    """A direct-mode pair shown with the consensus option at `position` (see the module docstring)."""
+    assert plan.rejected.letter is not None
+    view = rotated_with(original_question(plan.rejected), plan.majority, position)
+    return PreferencePair(
+        id=plan.id, lang=plan.lang, majority=plan.majority, translated=False,
+        prompt=mcq_messages(view.shown, "direct"),
+        chosen=[{"role": "assistant", "content": _answer("", view, plan.majority)}],
+        rejected=[{"role": "assistant", "content": _answer("", view, plan.rejected.letter)}],
+    )
+
+
 def realize_pairs(plans: Sequence[PairPlan], mode: Mode = "cot", translator: Translator | None = None
                   ) -> tuple[list[PreferencePair], list[PairPlan]]:
     """Turn plans into pairs. Plans that need translation but have no translator are returned as pending."""
@@ -100,19 +133,20 @@ def realize_pairs(plans: Sequence[PairPlan], mode: Mode = "cot", translator: Tra
                     for plan in to_translate if plan.chosen is not None]
         for plan, text in zip(to_translate, translator.translate_many(requests)):
             explanations[id(plan)] = text
-    pairs, pending = [], []
+    pairs: list[PreferencePair] = []
+    pending: list[PairPlan] = []
     for plan in plans:
         rejected = plan.rejected
         assert rejected.letter is not None
+        if mode == "direct" or plan.chosen is None:
+            pairs.append(_direct_pair(plan, len(pairs) % len(rejected.shown.labels)))
+            continue
         if plan.needs_translation and id(plan) not in explanations:
             pending.append(plan)
             continue
-        if mode == "direct" or plan.chosen is None:
-            chosen_text, rejected_text = _answer("", rejected, plan.majority), _answer("", rejected, rejected.letter)
-        else:
-            explanation = explanations.get(id(plan)) or split_explanation(plan.chosen.text, plan.lang)
-            chosen_text = _answer(explanation, rejected, plan.majority)
-            rejected_text = _answer(split_explanation(rejected.text, plan.lang), rejected, rejected.letter)
+        explanation = explanations.get(id(plan)) or split_explanation(plan.chosen.text, plan.lang)
+        chosen_text = _answer(explanation, rejected, plan.majority)
+        rejected_text = _answer(split_explanation(rejected.text, plan.lang), rejected, rejected.letter)
         pairs.append(PreferencePair(
             id=plan.id, lang=plan.lang, majority=plan.majority, translated=plan.needs_translation,
             prompt=_prompt(rejected, mode),

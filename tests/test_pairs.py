@@ -58,8 +58,25 @@ def test_direct_mode_never_translates() -> None:
     responses = {"de": [response(DE, "Antwort: A) Stadt", "A")], "en": [response(EN, "Answer: B) hospital", "B")]}
     pairs, pending = realize_pairs(plan_pairs("q1", responses, "B", mode="direct"), mode="direct")
     assert not pending
-    assert pairs[0].chosen[0]["content"] == "Antwort: B) Krankenhaus"
+    assert pairs[0].chosen[0]["content"] == "Antwort: A) Krankenhaus"  # the first pair shows the consensus at A
+    assert pairs[0].rejected[0]["content"] == "Antwort: C) Stadt"
+    assert "A. Krankenhaus\nB. Schulen\nC. Stadt" in pairs[0].prompt[0]["content"]
     assert not pairs[0].translated
+
+
+def test_direct_pairs_spread_the_chosen_letter_over_every_position() -> None:
+    """However the model's own rotations fell, chosen answers write each letter equally often, so DPO cannot
+    learn a letter in place of the option's content."""
+    rotations = [response(DE, "", "A", shift) for shift in (0, 0, 1, 2, 0, 1)]  # all rejected "Stadt" (A)
+    plans = plan_pairs("q1", {"de": rotations}, "B", mode="direct")
+    pairs, _ = realize_pairs(plans, mode="direct")
+    chosen = [pair.chosen[0]["content"] for pair in pairs]
+    assert chosen == ["Antwort: A) Krankenhaus", "Antwort: B) Krankenhaus", "Antwort: C) Krankenhaus"] * 2
+    assert all(pair.rejected[0]["content"].endswith(") Stadt") for pair in pairs)
+    for pair in pairs:  # the letter written is the one the pair's own prompt shows for that option
+        for line in (pair.chosen[0]["content"], pair.rejected[0]["content"]):
+            letter, text = line.removeprefix("Antwort: ").split(") ")
+            assert f"{letter}. {text}" in pair.prompt[0]["content"]
 
 
 def test_unanimous_question_yields_no_pairs() -> None:
