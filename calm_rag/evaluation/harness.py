@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from calm_rag.config import Settings, load_settings
 from calm_rag.data import dataset_hash, load_parallel_dataset
@@ -90,35 +90,54 @@ def retrieve_passages(index: Any, questions: Sequence[ParallelQuestion], languag
             for _ in questions]
 
 
-def evaluate(generator: Generator, questions: Sequence[ParallelQuestion], config: EvalConfig, *,
-             cache: ItemCache[ItemRecord] | None = None, index: Any | None = None, progress: Progress | None = None
-             ) -> tuple[list[ItemRecord], dict[str, float | int]]:
-    """Records for `questions` (cached ones reused, the rest answered and cached) and the timings."""
+Record = TypeVar("Record", bound="CachedRecord")
+Sample = TypeVar("Sample")
+
+
+class CachedRecord(Protocol):
+    """What `answer_with_cache` needs of a per-question record: its question id."""
+
+    @property
+    def id(self) -> str: ...
+
+
+AnswerUnits = Callable[[list[ParallelQuestion], list[list[Passage]] | None, Progress | None],
+                       list[dict[str, list[Sample]]]]
+"""Answers single-language questions (with each one's passages) in one batched call: one {lang: samples}
+per question."""
+
+
+def answer_with_cache(questions: Sequence[ParallelQuestion], languages: Sequence[str], samples: int,
+                      batch_size: int, answer_units: AnswerUnits[Sample],
+                      make_record: Callable[[ParallelQuestion, dict[str, list[Sample]]], Record], *,
+                      cache: ItemCache[Record] | None = None, index: Any | None = None, top_k: int = 5,
+                      progress: Progress | None = None) -> tuple[list[Record], dict[str, float | int]]:
+    """Records for `questions` (cached ones reused, the rest answered chunk by chunk and cached) and the
+    timings; the multiple-choice and the open-question harness differ only in `answer_units`/`make_record`."""
     started, cpu_started = time.perf_counter(), time.process_time()
     cached = cache.load() if cache else {}
     pending = [question for question in questions if question.id not in cached]
-    sampling = config.sampling()
-    per_question = len(config.languages) * config.samples
+    per_question = len(languages) * samples
     if progress and len(pending) < len(questions):
         progress((len(questions) - len(pending)) * per_question)
-    fresh: dict[str, ItemRecord] = {}
+    fresh: dict[str, Record] = {}
     retrieve_s = 0.0
-    for chunk in _chunks(pending, max(1, config.batch_size * CHUNK_BATCHES // per_question)):
+    for chunk in _chunks(pending, max(1, batch_size * CHUNK_BATCHES // per_question)):
         passages: list[list[Passage]] | None = None
         if index is not None:
             retrieve_started = time.perf_counter()
-            found = retrieve_passages(index, chunk, config.languages, config.top_k)
+            found = retrieve_passages(index, chunk, languages, top_k)
             retrieve_s += time.perf_counter() - retrieve_started
-            passages = [found[number][lang] for number in range(len(chunk)) for lang in config.languages]
+            passages = [found[number][lang] for number in range(len(chunk)) for lang in languages]
         units = [ParallelQuestion(question.id, {lang: question.versions[lang]}, lang, question.answer)
-                 for question in chunk for lang in config.languages]
-        answered = iter(sample_responses(generator, units, sampling, passages, progress=progress))
+                 for question in chunk for lang in languages]
+        answered = iter(answer_units(units, passages, progress))
         records = []
         for question in chunk:
-            responses: dict[str, list[Response]] = {}
-            for _ in config.languages:
-                responses.update(next(answered))
-            records.append(ItemRecord.from_responses(question, responses))
+            by_lang: dict[str, list[Sample]] = {}
+            for _ in languages:
+                by_lang.update(next(answered))
+            records.append(make_record(question, by_lang))
         if cache:
             cache.append(records)
         fresh.update((record.id, record) for record in records)
@@ -130,6 +149,21 @@ def evaluate(generator: Generator, questions: Sequence[ParallelQuestion], config
         "cpu_s": round(time.process_time() - cpu_started, 3),
         "prompts_per_s": round(prompts / (elapsed - retrieve_s), 3) if prompts and elapsed > retrieve_s else None}
     return [cached.get(question.id) or fresh[question.id] for question in questions], timings
+
+
+def evaluate(generator: Generator, questions: Sequence[ParallelQuestion], config: EvalConfig, *,
+             cache: ItemCache[ItemRecord] | None = None, index: Any | None = None, progress: Progress | None = None
+             ) -> tuple[list[ItemRecord], dict[str, float | int]]:
+    """Records for `questions` (cached ones reused, the rest answered and cached) and the timings."""
+    sampling = config.sampling()
+
+    def answer_units(units: list[ParallelQuestion], passages: list[list[Passage]] | None,
+                     progress: Progress | None) -> list[dict[str, list[Response]]]:
+        return sample_responses(generator, units, sampling, passages, progress=progress)
+
+    return answer_with_cache(questions, config.languages, config.samples, config.batch_size, answer_units,
+                             ItemRecord.from_responses, cache=cache, index=index, top_k=config.top_k,
+                             progress=progress)
 
 
 def open_index(config: EvalConfig | OpenEvalConfig, settings: Settings) -> Any:

@@ -32,11 +32,10 @@ from calm_rag.evaluation.cache import (
 )
 from calm_rag.evaluation.config import OpenEvalConfig
 from calm_rag.evaluation.harness import (
-    CHUNK_BATCHES,
     Progress,
     ProgressFactory,
+    answer_with_cache,
     open_index,
-    retrieve_passages,
     run_plans,
 )
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
@@ -85,45 +84,16 @@ def evaluate_open(generator: Generator, questions: Sequence[ParallelQuestion], c
                   cache: ItemCache[OpenItemRecord] | None = None, index: Any | None = None,
                   progress: Progress | None = None) -> tuple[list[OpenItemRecord], dict[str, float | int]]:
     """Records for `questions` (cached ones reused, the rest sampled and cached) and the timings."""
-    started, cpu_started = time.perf_counter(), time.process_time()
-    cached = cache.load() if cache else {}
-    pending = [question for question in questions if question.id not in cached]
-    per_question = len(config.languages) * config.samples
-    if progress and len(pending) < len(questions):
-        progress((len(questions) - len(pending)) * per_question)
     generation = config.generation()
-    fresh: dict[str, OpenItemRecord] = {}
-    retrieve_s = 0.0
-    chunk_size = max(1, config.batch_size * CHUNK_BATCHES // per_question)
-    for start in range(0, len(pending), chunk_size):
-        chunk = pending[start:start + chunk_size]
-        passages: list[list[Passage]] | None = None
-        if index is not None:
-            retrieve_started = time.perf_counter()
-            found = retrieve_passages(index, chunk, config.languages, config.top_k)
-            retrieve_s += time.perf_counter() - retrieve_started
-            passages = [found[number][lang] for number in range(len(chunk)) for lang in config.languages]
-        units = [ParallelQuestion(question.id, {lang: question.versions[lang]}, lang, question.answer)
-                 for question in chunk for lang in config.languages]
-        answered = iter(sample_answers(generator, units, config.languages, config.samples, generation, passages,
-                                       progress=progress))
-        records = []
-        for question in chunk:
-            samples: dict[str, list[FreeformSample]] = {}
-            for _ in config.languages:
-                samples.update(next(answered))
-            records.append(OpenItemRecord.from_samples(question, samples))
-        if cache:
-            cache.append(records)
-        fresh.update((record.id, record) for record in records)
-    elapsed = time.perf_counter() - started
-    prompts = len(pending) * per_question
-    timings: dict[str, float | int] = {
-        "questions_cached": len(questions) - len(pending), "questions_answered": len(pending),
-        "prompts": prompts, "retrieve_s": round(retrieve_s, 3), "run_s": round(elapsed, 3),
-        "cpu_s": round(time.process_time() - cpu_started, 3),
-        "prompts_per_s": round(prompts / (elapsed - retrieve_s), 3) if prompts and elapsed > retrieve_s else None}
-    return [cached.get(question.id) or fresh[question.id] for question in questions], timings
+
+    def answer_units(units: list[ParallelQuestion], passages: list[list[Passage]] | None,
+                     progress: Progress | None) -> list[dict[str, list[FreeformSample]]]:
+        return sample_answers(generator, units, config.languages, config.samples, generation, passages,
+                              progress=progress)
+
+    return answer_with_cache(questions, config.languages, config.samples, config.batch_size, answer_units,
+                             OpenItemRecord.from_samples, cache=cache, index=index, top_k=config.top_k,
+                             progress=progress)
 
 
 def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapter: Path | None = None,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from calm_rag.clustering import CachedEncoder, Encode
 from calm_rag.config import load_settings
@@ -231,57 +231,59 @@ def _counting(progress: StageProgress | None, stage: str, total: int) -> Callabl
     return advance
 
 
-def _sampling_round(run: _Run, number: int, questions: Sequence[ParallelQuestion]
-                    ) -> tuple[list[QuestionSamples], list[dict[str, Any]], dict[str, Any]]:
-    """The round's samples and pairs, from the cache when present; and how long each took."""
+Samples = TypeVar("Samples", QuestionSamples, OpenQuestionSamples)
+
+
+def _cached_round(run: _Run, number: int, questions: Sequence[ParallelQuestion],
+                  sample: Callable[[Generator, Callable[[int], None] | None], list[Samples]],
+                  reload: Callable[[list[dict[str, Any]], str], list[Samples]],
+                  pair: Callable[[list[Samples]], list[dict[str, Any]]],
+                  ) -> tuple[list[Samples], list[dict[str, Any]], dict[str, Any]]:
+    """The round's samples and pairs, from the cache when present; and how long each took. The kinds of
+    question differ only in how they sample, rebuild cached samples, and pair."""
     config, directory = run.config, run.round_dir(number)
     timings: dict[str, Any] = {}
     samples_file, pairs_file = directory / "samples.jsonl", directory / "pairs.jsonl"
     if samples_file.is_file():
-        samples = samples_from_records(questions, read_records(samples_file), config, str(samples_file))
+        samples = reload(read_records(samples_file), str(samples_file))
         run.say(f"round {number}: reused the cached samples")
     else:
         began = time.monotonic()
         total = sum(len([lang for lang in config.languages if lang in q.versions]) for q in questions) * config.samples
-        samples = sample_round(run.generator(number), questions, config, number,
-                               _counting(run.progress, f"round {number}: sampling", total))
+        samples = sample(run.generator(number), _counting(run.progress, f"round {number}: sampling", total))
         write_jsonl(samples_file, [item.to_record(number) for item in samples])
         timings["sampling_s"] = time.monotonic() - began
     if pairs_file.is_file():
         pairs = read_records(pairs_file)
     else:
         began = time.monotonic()
-        translator = Translator(run.generator(number)) if config.mode == "cot" else None
-        pairs = build_pairs(samples, config, translator, number)
+        pairs = pair(samples)
         write_jsonl(pairs_file, pairs)
         timings["pairs_s"] = time.monotonic() - began
     return samples, pairs, timings
+
+
+def _sampling_round(run: _Run, number: int, questions: Sequence[ParallelQuestion]
+                    ) -> tuple[list[QuestionSamples], list[dict[str, Any]], dict[str, Any]]:
+    """Multiple choice: letters voted across languages (cot pairs may need the model to translate)."""
+    config = run.config
+    return _cached_round(
+        run, number, questions,
+        sample=lambda generator, progress: sample_round(generator, questions, config, number, progress),
+        reload=lambda records, where: samples_from_records(questions, records, config, where),
+        pair=lambda samples: build_pairs(samples, config, Translator(run.generator(number))
+                                         if config.mode == "cot" else None, number))
 
 
 def _open_sampling_round(run: _Run, number: int, questions: Sequence[ParallelQuestion], encode: Encode
                          ) -> tuple[list[OpenQuestionSamples], list[dict[str, Any]], dict[str, Any]]:
-    """`_sampling_round` for open questions: free-form samples clustered by meaning instead of letters."""
-    config, directory = run.config, run.round_dir(number)
-    timings: dict[str, Any] = {}
-    samples_file, pairs_file = directory / "samples.jsonl", directory / "pairs.jsonl"
-    if samples_file.is_file():
-        samples = open_samples_from_records(questions, read_records(samples_file), encode, config, str(samples_file))
-        run.say(f"round {number}: reused the cached samples")
-    else:
-        began = time.monotonic()
-        total = sum(len([lang for lang in config.languages if lang in q.versions]) for q in questions) * config.samples
-        samples = sample_open_round(run.generator(number), encode, questions, config, number,
-                                    _counting(run.progress, f"round {number}: sampling", total))
-        write_jsonl(samples_file, [item.to_record(number) for item in samples])
-        timings["sampling_s"] = time.monotonic() - began
-    if pairs_file.is_file():
-        pairs = read_records(pairs_file)
-    else:
-        began = time.monotonic()
-        pairs = build_open_pairs(samples, Translator(run.generator(number)), number)
-        write_jsonl(pairs_file, pairs)
-        timings["pairs_s"] = time.monotonic() - began
-    return samples, pairs, timings
+    """Open questions: free-form samples clustered by meaning instead of letters."""
+    config = run.config
+    return _cached_round(
+        run, number, questions,
+        sample=lambda generator, progress: sample_open_round(generator, encode, questions, config, number, progress),
+        reload=lambda records, where: open_samples_from_records(questions, records, encode, config, where),
+        pair=lambda samples: build_open_pairs(samples, Translator(run.generator(number)), number))
 
 
 def _load_questions(dataset: Path | str, config: CalmTrainConfig, split: str | None, limit: int | None
