@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig
 from calm_rag.config import check_known_keys, read_toml_table
@@ -85,16 +85,24 @@ class EvalConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
-        check_known_keys(cls, data, "eval settings")
-        values = dict(data)
-        if "languages" in values:
-            values["languages"] = tuple(parse_languages(values["languages"]))
-        if values.get("index_dir") is not None:
-            values["index_dir"] = Path(values["index_dir"])
-        try:
-            return cls(**values)
-        except TypeError as error:
-            raise CalmRagError(f"bad eval settings: {error}") from None
+        return _build(cls, data, "eval settings")
+
+
+Config = TypeVar("Config", "EvalConfig", "OpenEvalConfig")
+
+
+def _build(cls: type[Config], data: dict[str, Any], what: str) -> Config:
+    """A config from TOML/CLI values: unknown keys refused, languages parsed, paths made paths."""
+    check_known_keys(cls, data, what)
+    values = dict(data)
+    if "languages" in values:
+        values["languages"] = tuple(parse_languages(values["languages"]))
+    if values.get("index_dir") is not None:
+        values["index_dir"] = Path(values["index_dir"])
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise CalmRagError(f"bad eval settings: {error}") from None
 
 
 def _settings(path: Path | None, overrides: dict[str, Any] | None) -> dict[str, Any]:
@@ -163,16 +171,7 @@ class OpenEvalConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OpenEvalConfig:
-        check_known_keys(cls, data, "open-question eval settings")
-        values = dict(data)
-        if "languages" in values:
-            values["languages"] = tuple(parse_languages(values["languages"]))
-        if values.get("index_dir") is not None:
-            values["index_dir"] = Path(values["index_dir"])
-        try:
-            return cls(**values)
-        except TypeError as error:
-            raise CalmRagError(f"bad eval settings: {error}") from None
+        return _build(cls, data, "open-question eval settings")
 
 
 def load_open_eval_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> OpenEvalConfig:
