@@ -196,12 +196,9 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
               "prompts": prompts_fingerprint(config.languages), "data": data_hash}
 
     runs = []
-    for label, fingerprint, context in run_plans(generator, adapter_id, adapter is not None, compare_base):
-        cache = (ItemCache(cache_dir, {**common, "adapter": fingerprint}, ItemRecord)
-                 if cache_dir is not None else None)
-        if cache and fresh:
-            cache.clear()
-        callback = progress(label, len(questions) * len(config.languages) * config.samples) if progress else None
+    prompts = len(questions) * len(config.languages) * config.samples
+    for label, context, cache, callback in planned_runs(generator, adapter_id, adapter is not None, compare_base,
+                                                        common, ItemRecord, cache_dir, fresh, progress, prompts):
         with context:
             records, timings = evaluate(generator, questions, config, cache=cache, index=index, progress=callback)
         runs.append(EvalRun(label, generator.name, str(adapter) if adapter and label != "base" else None, config,
@@ -221,6 +218,20 @@ def _merged(model: Any) -> Iterator[None]:
         yield
     finally:
         model.unmerge_adapter()
+
+
+def planned_runs(generator: Generator, adapter_id: str | None, has_adapter: bool, compare_base: bool,
+                 common: dict[str, Any], record_type: type[Record], cache_dir: Path | None, fresh: bool,
+                 progress: ProgressFactory | None, prompts: int
+                 ) -> Iterator[tuple[str, AbstractContextManager[Any], ItemCache[Record] | None, Progress | None]]:
+    """Each run of an eval (see `run_plans`) with its item cache (keyed by `common` plus the adapter) and
+    its progress callback; shared by the multiple-choice and the open-question harness."""
+    for label, fingerprint, context in run_plans(generator, adapter_id, has_adapter, compare_base):
+        cache = (ItemCache(cache_dir, {**common, "adapter": fingerprint}, record_type)
+                 if cache_dir is not None else None)
+        if cache and fresh:
+            cache.clear()
+        yield label, context, cache, progress(label, prompts) if progress else None
 
 
 def run_plans(generator: Generator, adapter_id: str | None, has_adapter: bool, compare_base: bool) -> list[Plan]:

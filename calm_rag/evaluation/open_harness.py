@@ -36,7 +36,7 @@ from calm_rag.evaluation.harness import (
     ProgressFactory,
     answer_with_cache,
     open_index,
-    run_plans,
+    planned_runs,
 )
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.generation import Generator
@@ -122,12 +122,9 @@ def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapt
               "prompts": prompts_fingerprint(config.languages), "data": data_hash}
 
     runs = []
-    for label, fingerprint, context in run_plans(generator, adapter_id, adapter is not None, compare_base):
-        cache = (ItemCache(cache_dir, {**common, "adapter": fingerprint}, OpenItemRecord)
-                 if cache_dir is not None else None)
-        if cache and fresh:
-            cache.clear()
-        callback = progress(label, len(questions) * len(config.languages) * config.samples) if progress else None
+    prompts = len(questions) * len(config.languages) * config.samples
+    for label, context, cache, callback in planned_runs(generator, adapter_id, adapter is not None, compare_base,
+                                                        common, OpenItemRecord, cache_dir, fresh, progress, prompts):
         with context:
             records, timings = evaluate_open(generator, questions, config, cache=cache, index=index,
                                              progress=callback)
