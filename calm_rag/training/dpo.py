@@ -8,8 +8,8 @@
   loaded either way (see bench/train.py for the memory this saves).
 - TRL 1.16 API notes: the tokenizer goes in `processing_class`; one `max_length` bounds
   prompt+completion (the old max_prompt_length / max_target_length are gone); `loss_type` is a
-  list; `bf16` defaults to True and must be set explicitly on CPU; transformers 5 renamed
-  `gradient_checkpointing` to `activation_checkpointing`.
+  list; `bf16` defaults to True and must be set explicitly on CPU; transformers 5.23 renamed
+  `gradient_checkpointing` to `activation_checkpointing` (older 5.x only knows the old name).
 - Dropout: TRL zeroes every dropout layer (policy and reference must see the same network). We
   zero the base model's dropout ourselves and tell TRL not to, so `lora_dropout` keeps its effect.
 """
@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +52,23 @@ def lora_config(config: CalmTrainConfig) -> Any:
                       target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
 
 
+def checkpointing_argument(config_class: type) -> str:
+    """The training-arguments field that switches activation checkpointing on: transformers 5.23 renamed
+    `gradient_checkpointing` (kept as a deprecated alias) to `activation_checkpointing`."""
+    names = {field.name for field in fields(config_class)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def dpo_config(config: CalmTrainConfig, output_dir: Path, device: torch.device, dtype: torch.dtype) -> Any:
     from trl import DPOConfig
 
+    checkpointing = {checkpointing_argument(DPOConfig): config.gradient_checkpointing}
     return DPOConfig(
         output_dir=str(output_dir), beta=config.beta, loss_type=[config.loss_type],
         learning_rate=config.learning_rate, num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_length=config.max_length, warmup_steps=config.warmup, seed=config.seed,
-        activation_checkpointing=config.gradient_checkpointing, disable_dropout=False,
+        disable_dropout=False, **checkpointing,
         bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=device.type == "cpu",
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
         report_to="none", disable_tqdm=True, dataloader_num_workers=0,

@@ -71,6 +71,18 @@ def test_load_errors_are_clear(tmp_path: Path) -> None:
         Embedder.load(str(tmp_path / "empty-model"))
 
 
+def test_auto_device_keeps_int8_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CUDA machine 'auto' picks the GPU, except for int8, which only the CPU runs."""
+    import torch
+
+    from calm_rag.indexes.embedder import _pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _pick_device("auto", "int8") == "cpu"
+    assert _pick_device("auto", "bfloat16") == "cuda" and _pick_device(None, "float32") == "cuda"
+    assert _pick_device("cpu", "float32") == "cpu"
+
+
 def test_int8_dynamic_quantisation_stays_close(tiny_embedder_path: Path, embedder: Embedder) -> None:
     int8 = Embedder.load(str(tiny_embedder_path), EmbedderConfig(dtype="int8"))
     vectors, reference = int8.embed_documents(TEXTS), embedder.embed_documents(TEXTS)
