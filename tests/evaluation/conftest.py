@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,35 @@ def write_dataset(folder: Path, languages: tuple[str, ...] = LANGUAGES) -> Path:
                 handle.write(json.dumps({"id": qid, "split": split, "lang": lang, "question": texts[lang],
                                          "choices": choices, "answer": answer}, ensure_ascii=False) + "\n")
     return folder
+
+
+OpenRows = dict[str, list[tuple[str, str, str]]]
+"""Open questions per language: (id, question, gold answer)."""
+
+
+def write_open_dataset(folder: Path, rows_by_language: OpenRows) -> Path:
+    """Parallel `<lang>.jsonl` open questions (no `choices`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang, rows in rows_by_language.items():
+        (folder / f"{lang}.jsonl").write_text("".join(json.dumps(
+            {"id": qid, "lang": lang, "question": question, "answer": answer}, ensure_ascii=False) + "\n"
+            for qid, question, answer in rows), "utf-8")
+    return folder
+
+
+def record_prompts(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
+    """Patch `Generator.<method>` to keep every prompt it is given, to count and inspect generation work."""
+    from calm_rag.generation import Generator
+
+    seen: list[str] = []
+    original = getattr(Generator, method)
+
+    def recording(self: Generator, prompts: list[str], *args: Any, **kwargs: Any) -> Any:
+        seen.extend(prompts)
+        return original(self, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(Generator, method, recording)
+    return seen
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from calm_rag.cli import app
 from calm_rag.generation import Generator
 from calm_rag.indexes.records import Hit
+from tests.evaluation.conftest import record_prompts
 
 runner = CliRunner()
 LANGUAGES = ("en", "de", "fr")
@@ -32,16 +33,8 @@ def eval_json(*args: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def prompts_seen(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every prompt the generator scores (direct mode), to count and inspect generation work."""
-    seen: list[str] = []
-    original = Generator.label_distributions
-
-    def counting(self: Generator, prompts: list[str], *args: Any, **kwargs: Any) -> Any:
-        seen.extend(prompts)
-        return original(self, prompts, *args, **kwargs)
-
-    monkeypatch.setattr(Generator, "label_distributions", counting)
-    return seen
+    """Every prompt the generator scores (direct mode)."""
+    return record_prompts(monkeypatch, "label_distributions")
 
 
 def test_json_report_has_the_promised_fields(dataset: Path, tiny_model: Path, tmp_path: Path,

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from calm_rag.cli import app
 from calm_rag.generation import Generator
 from calm_rag.indexes.records import Hit
+from tests.evaluation.conftest import record_prompts, write_open_dataset
 
 runner = CliRunner()
 REQUIRED = ("accuracy_by_language", "exact_match_by_language", "mean_accuracy", "mean_exact_match", "vote_accuracy",
@@ -29,13 +30,7 @@ QUESTIONS = {
 
 @pytest.fixture
 def open_data(tmp_path: Path) -> Path:
-    folder = tmp_path / "open"
-    folder.mkdir()
-    for lang, rows in QUESTIONS.items():
-        (folder / f"{lang}.jsonl").write_text("".join(json.dumps(
-            {"id": qid, "lang": lang, "question": question, "answer": answer}, ensure_ascii=False) + "\n"
-            for qid, question, answer in rows), "utf-8")
-    return folder
+    return write_open_dataset(tmp_path / "open", QUESTIONS)
 
 
 @pytest.fixture
@@ -50,16 +45,8 @@ def xquad(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def prompts_seen(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every prompt the generator generates for, to count generation work."""
-    seen: list[str] = []
-    original = Generator.generate
-
-    def counting(self: Generator, prompts: list[str], *args: Any, **kwargs: Any) -> Any:
-        seen.extend(prompts)
-        return original(self, prompts, *args, **kwargs)
-
-    monkeypatch.setattr(Generator, "generate", counting)
-    return seen
+    """Every prompt the generator generates for."""
+    return record_prompts(monkeypatch, "generate")
 
 
 def run_eval(data: Path, model: Path, embedder: Path, *args: Any) -> Any:

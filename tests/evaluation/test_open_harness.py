@@ -3,7 +3,6 @@ batching across questions and languages, per-language passages, the resume cache
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from calm_rag.evaluation.cache import ItemCache
 from calm_rag.evaluation.report import markdown, metric_rows, rich_tables, write_reports
 from calm_rag.indexes.records import Hit
 from calm_rag.pipelines.freeform import load_open_dataset
+from tests.evaluation.conftest import write_open_dataset
 from tests.fakes import FakeGenerator, concept_encoder
 
 LANGS = ("en", "de", "zh")
@@ -47,13 +47,7 @@ class RecordingGenerator(FakeGenerator):
 
 @pytest.fixture
 def open_data(tmp_path: Path) -> Path:
-    folder = tmp_path / "open"
-    folder.mkdir()
-    for lang, rows in QUESTIONS.items():
-        (folder / f"{lang}.jsonl").write_text("".join(json.dumps(
-            {"id": qid, "lang": lang, "question": question, "answer": answer}, ensure_ascii=False) + "\n"
-            for qid, question, answer in rows), "utf-8")
-    return folder
+    return write_open_dataset(tmp_path / "open", QUESTIONS)
 
 
 def test_samples_in_one_batch_scores_and_resumes(open_data: Path, tmp_path: Path) -> None:
