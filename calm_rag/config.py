@@ -54,12 +54,36 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def read_toml_table(path: Path | str, table: str | None = None) -> dict[str, Any]:
-    """The `[table]` of a TOML file, or the whole file when it has no such table; errors name the file."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise CalmRagError(f"cannot read config {path}: {error}") from None
+    """The `[table]` of a TOML file, or the whole file when it has no such table; errors name the file.
+
+    A file may start with `extends = "other.toml"` (relative to itself) and list only what it changes:
+    an ablation recipe then states its difference instead of copying its parent, and cannot drift
+    from it.
+    """
+    data = _read_with_parents(Path(path), chain=())
     return dict(data.get(table, data)) if table else data
+
+
+def _read_with_parents(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """`path`'s TOML laid over the files it `extends`, table by table; `chain` catches cycles."""
+    where = f"{path} (extended by {chain[-1]})" if chain else str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise CalmRagError(f"cannot read config {where}: {error}") from None
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise CalmRagError(f"{where}: extends must be a file name, got {parent!r}")
+    parent_path = path.parent / parent
+    if parent_path.resolve() in {link.resolve() for link in (*chain, path)}:
+        raise CalmRagError(f"{where}: extends {parent} in a cycle")
+    merged = _read_with_parents(parent_path, (*chain, path))
+    for key, value in data.items():
+        inherited = merged.get(key)
+        merged[key] = {**inherited, **value} if isinstance(inherited, dict) and isinstance(value, dict) else value
+    return merged
 
 
 def check_known_keys(cls: type, data: dict[str, Any], what: str, where: str = "") -> None:

@@ -14,6 +14,11 @@ def test_recipes_load() -> None:
     assert configs["xcsqa-calm.toml"].mode == "cot" and len(configs["xcsqa-calm.toml"].languages) == 6
     assert configs["xcsqa-calm-direct.toml"].mode == "direct"
     assert configs["xcsqa-calm-3lang.toml"].languages == ("en", "zh", "de")
+    # an ablation extends its parent and differs from it only where it says so
+    ablation, parent = configs["xcsqa-calm-cpu-gentle-3lang.toml"], configs["xcsqa-calm-cpu-gentle.toml"]
+    assert ablation == parent.with_overrides(languages="en,zh,de")
+    assert parent == configs["xcsqa-calm-cpu.toml"].with_overrides(
+        learning_rate=5e-5, batch_size=1, gradient_accumulation_steps=8)
     assert all(config.permute for config in configs.values())
 
 
