@@ -38,18 +38,28 @@ def distributions(generator: Generator, prompts: list[str], batch_size: int) -> 
     return torch.tensor([[row[label] for label in "ABC"] for row in rows])
 
 
-def test_scores_on_cuda_match_the_cpu_batched_or_not(tiny_lm_path: Path) -> None:
+@pytest.fixture(scope="module")
+def cpu_reference(tiny_lm_path: Path) -> tuple[list[str], torch.Tensor]:
+    """The direct-mode prompts and their label distributions on the CPU in float32, one prompt at a time."""
     cpu = Generator.load(str(tiny_lm_path), device="cpu", dtype="float32")
-    gpu = Generator.load(str(tiny_lm_path), device="cuda", dtype="float32")
-    assert gpu.device.type == "cuda"
     prompts = direct_prompts(cpu)
-    reference = distributions(cpu, prompts, batch_size=1)
+    return prompts, distributions(cpu, prompts, batch_size=1)
+
+
+@pytest.fixture(scope="module")
+def gpu(tiny_lm_path: Path) -> Generator:
+    return Generator.load(str(tiny_lm_path), device="cuda", dtype="float32")
+
+
+def test_scores_on_cuda_match_the_cpu_batched_or_not(gpu: Generator, cpu_reference: tuple[list[str], torch.Tensor]
+                                                     ) -> None:
+    assert gpu.device.type == "cuda"
+    prompts, reference = cpu_reference
     torch.testing.assert_close(distributions(gpu, prompts, batch_size=len(prompts)), reference, atol=1e-4, rtol=0)
     torch.testing.assert_close(distributions(gpu, prompts, batch_size=1), reference, atol=1e-4, rtol=0)
 
 
-def test_batched_greedy_generation_on_cuda_matches_one_at_a_time(tiny_lm_path: Path) -> None:
-    gpu = Generator.load(str(tiny_lm_path), device="cuda", dtype="float32")
+def test_batched_greedy_generation_on_cuda_matches_one_at_a_time(gpu: Generator) -> None:
     prompts = [gpu.render([{"role": "user", "content": question}]) for question in QUESTIONS]
     greedy = GenerationConfig(temperature=0.0, max_new_tokens=12, batch_size=len(prompts))
     batched = gpu.generate(prompts, greedy)
@@ -59,12 +69,12 @@ def test_batched_greedy_generation_on_cuda_matches_one_at_a_time(tiny_lm_path: P
     assert gpu.generate(prompts, sampled) == gpu.generate(prompts, sampled)  # seeded sampling repeats on CUDA
 
 
-def test_auto_device_is_cuda_in_bfloat16(tiny_lm_path: Path) -> None:
+def test_auto_device_is_cuda_in_bfloat16(tiny_lm_path: Path, cpu_reference: tuple[list[str], torch.Tensor]) -> None:
     auto = Generator.load(str(tiny_lm_path))
     assert auto.device.type == "cuda" and next(auto.model.parameters()).dtype == torch.bfloat16
-    reference = distributions(Generator.load(str(tiny_lm_path), device="cpu", dtype="float32"),
-                              direct_prompts(auto), batch_size=1)
-    torch.testing.assert_close(distributions(auto, direct_prompts(auto), batch_size=8), reference, atol=0.05, rtol=0)
+    prompts, reference = cpu_reference
+    assert direct_prompts(auto) == prompts
+    torch.testing.assert_close(distributions(auto, prompts, batch_size=8), reference, atol=0.05, rtol=0)
 
 
 def test_lora_dpo_on_cuda_then_eval_with_the_adapter(tmp_path: Path, tiny_lm_path: Path) -> None:
