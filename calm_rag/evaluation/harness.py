@@ -187,27 +187,19 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
     questions = load_parallel_dataset(data, config.languages, config.split, config.limit)
     data_hash = dataset_hash(data, config.languages)
     index = open_index(config, settings) if config.index else None
-    adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
-
-    load_started = time.perf_counter()
-    generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype, merge_adapter=not compare_base)
-    load_s = round(time.perf_counter() - load_started, 3)
-    common = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype), "config": config.fingerprint(),
-              "prompts": prompts_fingerprint(config.languages), "data": data_hash}
+    under_test = EvalModel.load(model, adapter, config, data_hash, compare_base=compare_base, device=device,
+                                dtype=dtype)
 
     runs = []
     prompts = len(questions) * len(config.languages) * config.samples
-    for label, context, cache, callback in planned_runs(generator, adapter_id, adapter is not None, compare_base,
-                                                        common, ItemRecord, cache_dir, fresh, progress, prompts):
+    for label, context, cache, callback in under_test.runs(ItemRecord, cache_dir, fresh, progress, prompts):
         with context:
-            records, timings = evaluate(generator, questions, config, cache=cache, index=index, progress=callback)
-        runs.append(EvalRun(label, generator.name, str(adapter) if adapter and label != "base" else None, config,
-                            str(data), data_hash, records, {"load_s": load_s, **timings},
+            records, timings = evaluate(under_test.generator, questions, config, cache=cache, index=index,
+                                        progress=callback)
+        runs.append(EvalRun(label, under_test.generator.name, str(adapter) if adapter and label != "base" else None,
+                            config, str(data), data_hash, records, {"load_s": under_test.load_s, **timings},
                             str(cache.path) if cache else None))
     return runs[::-1] if compare_base else runs
-
-
-Plan = tuple[str, str | None, AbstractContextManager[Any]]
 
 
 @contextmanager
@@ -220,25 +212,56 @@ def _merged(model: Any) -> Iterator[None]:
         model.unmerge_adapter()
 
 
-def planned_runs(generator: Generator, adapter_id: str | None, has_adapter: bool, compare_base: bool,
-                 common: dict[str, Any], record_type: type[Record], cache_dir: Path | None, fresh: bool,
-                 progress: ProgressFactory | None, prompts: int
-                 ) -> Iterator[tuple[str, AbstractContextManager[Any], ItemCache[Record] | None, Progress | None]]:
-    """Each run of an eval (see `run_plans`) with its item cache (keyed by `common` plus the adapter) and
-    its progress callback; shared by the multiple-choice and the open-question harness."""
-    for label, fingerprint, context in run_plans(generator, adapter_id, has_adapter, compare_base):
-        cache = (ItemCache(cache_dir, {**common, "adapter": fingerprint}, record_type)
-                 if cache_dir is not None else None)
-        if cache and fresh:
-            cache.clear()
-        yield label, context, cache, progress(label, prompts) if progress else None
+PlannedRun = tuple[str, AbstractContextManager[Any], ItemCache[Record] | None, Progress | None]
+"""(label, the context to generate in, the run's item cache, its progress callback)."""
 
 
-def run_plans(generator: Generator, adapter_id: str | None, has_adapter: bool, compare_base: bool) -> list[Plan]:
+@dataclass
+class EvalModel:
+    """The generator under evaluation and what its runs share; used by both harnesses."""
+
+    generator: Generator
+    adapter_id: str | None
+    """The adapter's fingerprint, None without one; with `compare_base` the adapter stays switchable."""
+    compare_base: bool
+    cache_key: dict[str, Any]
+    """Model, dtype, config, prompts and data: an item cache is valid only while all of them match."""
+    load_s: float
+
+    @classmethod
+    def load(cls, model: str, adapter: Path | None, config: EvalConfig | OpenEvalConfig, data_hash: str, *,
+             compare_base: bool, device: str, dtype: str) -> EvalModel:
+        """The adapter is checked (fingerprinted) before the model loads; it is merged into the weights
+        unless a base run needs it switchable."""
+        adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
+        started = time.perf_counter()
+        generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype, merge_adapter=not compare_base)
+        load_s = round(time.perf_counter() - started, 3)
+        cache_key = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype),
+                     "config": config.fingerprint(), "prompts": prompts_fingerprint(config.languages),
+                     "data": data_hash}
+        return cls(generator, adapter_id, compare_base, cache_key, load_s)
+
+    def runs(self, record_type: type[Record], cache_dir: Path | None, fresh: bool,
+             progress: ProgressFactory | None, prompts: int) -> Iterator[PlannedRun[Record]]:
+        """Each run (see `run_plans`) with its item cache (the cache key plus the adapter; emptied first
+        when `fresh`) and its progress callback over `prompts`."""
+        for label, fingerprint, context in run_plans(self.generator, self.adapter_id, self.compare_base):
+            cache = (ItemCache(cache_dir, {**self.cache_key, "adapter": fingerprint}, record_type)
+                     if cache_dir is not None else None)
+            if cache and fresh:
+                cache.clear()
+            yield label, context, cache, progress(label, prompts) if progress else None
+
+
+Plan = tuple[str, str | None, AbstractContextManager[Any]]
+
+
+def run_plans(generator: Generator, adapter_id: str | None, compare_base: bool) -> list[Plan]:
     """(label, adapter fingerprint, context) of each run, in the order to run them. With `compare_base` the
     adapter stays switchable (a PeftModel): the base run goes first, on the untouched base weights inside
     `disable_adapter()`, then the adapter is merged for its own run. Callers report the adapter run first."""
     if not compare_base:
-        return [("adapter" if has_adapter else "model", adapter_id, nullcontext())]
+        return [("adapter" if adapter_id is not None else "model", adapter_id, nullcontext())]
     model = generator.model
     return [("base", None, model.disable_adapter()), ("adapter", adapter_id, _merged(model))]

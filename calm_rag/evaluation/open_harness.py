@@ -24,19 +24,14 @@ from calm_rag.clustering import CachedEncoder
 from calm_rag.config import Settings, load_settings
 from calm_rag.data import dataset_hash
 from calm_rag.errors import CalmRagError
-from calm_rag.evaluation.cache import (
-    ItemCache,
-    adapter_fingerprint,
-    model_fingerprint,
-    prompts_fingerprint,
-)
+from calm_rag.evaluation.cache import ItemCache
 from calm_rag.evaluation.config import OpenEvalConfig
 from calm_rag.evaluation.harness import (
+    EvalModel,
     Progress,
     ProgressFactory,
     answer_with_cache,
     open_index,
-    planned_runs,
 )
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.generation import Generator
@@ -109,30 +104,25 @@ def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapt
     questions = load_open_dataset(data, config.languages, config.split, config.limit)
     data_hash = dataset_hash(data, config.languages)
     index = open_index(config, settings) if config.index else None
-    adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
     embedder = config.embedder or settings.embedder
 
     load_started = time.perf_counter()
     scorer = CachedEncoder(load_encoder(embedder))
     embedder_load_s = round(time.perf_counter() - load_started, 3)
-    load_started = time.perf_counter()
-    generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype, merge_adapter=not compare_base)
-    load_s = round(time.perf_counter() - load_started, 3)
-    common = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype), "config": config.fingerprint(),
-              "prompts": prompts_fingerprint(config.languages), "data": data_hash}
+    under_test = EvalModel.load(model, adapter, config, data_hash, compare_base=compare_base, device=device,
+                                dtype=dtype)
 
     runs = []
     prompts = len(questions) * len(config.languages) * config.samples
-    for label, context, cache, callback in planned_runs(generator, adapter_id, adapter is not None, compare_base,
-                                                        common, OpenItemRecord, cache_dir, fresh, progress, prompts):
+    for label, context, cache, callback in under_test.runs(OpenItemRecord, cache_dir, fresh, progress, prompts):
         with context:
-            records, timings = evaluate_open(generator, questions, config, cache=cache, index=index,
+            records, timings = evaluate_open(under_test.generator, questions, config, cache=cache, index=index,
                                              progress=callback)
         score_started = time.perf_counter()
         summary = score_open(records, config.languages, scorer, config.threshold)
-        timings = {"load_s": load_s, "embedder_load_s": embedder_load_s, **timings,
+        timings = {"load_s": under_test.load_s, "embedder_load_s": embedder_load_s, **timings,
                    "score_s": round(time.perf_counter() - score_started, 3)}
-        runs.append(OpenEvalRun(label, generator.name, str(adapter) if adapter and label != "base" else None,
+        runs.append(OpenEvalRun(label, under_test.generator.name, str(adapter) if adapter and label != "base" else None,
                                 config, embedder, str(data), data_hash, records, summary, timings,
                                 str(cache.path) if cache else None))
     return runs[::-1] if compare_base else runs
