@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from calm_rag.indexes.records import Hit
+
 LANGUAGES = ("en", "de", "fr")
 QUESTIONS = [
     ("q-train", "train", "B",
@@ -92,3 +94,15 @@ def tiny_adapter(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     folder = tmp_path_factory.mktemp("adapters") / "calm"
     get_peft_model(model, config).save_pretrained(folder)
     return folder
+
+
+class QueryRecordingIndex:
+    """Stands in for an `Index`: records the queries and returns one passage naming each query, so a test
+    can see which language's question retrieved the passages a prompt got."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def search(self, queries: list[str], top_k: int) -> list[list[Hit]]:
+        self.queries.extend(queries)
+        return [[Hit(f"h{n}", f"PASSAGE FOR {query}", 1.0, None, "src.txt")] for n, query in enumerate(queries)]

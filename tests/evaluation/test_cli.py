@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 
 from calm_rag.cli import app
 from calm_rag.generation import Generator
-from calm_rag.indexes.records import Hit
-from tests.evaluation.conftest import record_prompts
+from tests.evaluation.conftest import QueryRecordingIndex, record_prompts
 
 runner = CliRunner()
 LANGUAGES = ("en", "de", "fr")
@@ -147,14 +146,7 @@ def test_compare_to_base_loads_once_and_reports_deltas(dataset: Path, tiny_model
 def test_index_gives_each_language_its_own_passages(dataset: Path, tiny_model: Path, tmp_path: Path,
                                                     prompts_seen: list[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    class FakeIndex:
-        queries: list[str] = []
-
-        def search(self, queries: list[str], top_k: int) -> list[list[Hit]]:
-            self.queries.extend(queries)
-            return [[Hit(f"h{n}", f"PASSAGE FOR {query}", 1.0, None, "src.txt")] for n, query in enumerate(queries)]
-
-    index = FakeIndex()
+    index = QueryRecordingIndex()
     monkeypatch.setattr("calm_rag.evaluation.harness.open_index", lambda config, settings: index)
     payload = eval_json(dataset, "--model", tiny_model, "--languages", "en,de", "--index", "wiki", "--top-k", 1,
                         "--limit", 1, "--cache-dir", tmp_path / "cache")

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from calm_rag.cli import app
 from calm_rag.generation import Generator
-from calm_rag.indexes.records import Hit
-from tests.evaluation.conftest import record_prompts, write_open_dataset
+from tests.evaluation.conftest import QueryRecordingIndex, record_prompts, write_open_dataset
 
 runner = CliRunner()
 REQUIRED = ("accuracy_by_language", "exact_match_by_language", "mean_accuracy", "mean_exact_match", "vote_accuracy",
@@ -103,15 +102,7 @@ def test_table_output_and_report_files(open_data: Path, tiny_lm_path: Path, tiny
 
 def test_xquad_r_layout_with_an_index(xquad: Path, tiny_lm_path: Path, tiny_embedder_path: Path, tmp_path: Path,
                                       prompts_seen: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    class FakeIndex:
-        def __init__(self) -> None:
-            self.queries: list[str] = []
-
-        def search(self, queries: list[str], top_k: int) -> list[list[Hit]]:
-            self.queries.extend(queries)
-            return [[Hit(f"h{n}", f"PASSAGE FOR {query}", 1.0, None, "src.txt")] for n, query in enumerate(queries)]
-
-    index = FakeIndex()
+    index = QueryRecordingIndex()
     monkeypatch.setattr("calm_rag.evaluation.open_harness.open_index", lambda config, settings: index)
     payload = eval_json(xquad, tiny_lm_path, tiny_embedder_path, "--index", "xquad", "--top-k", 1, "--limit", 2,
                         "--cache-dir", tmp_path / "cache")

@@ -19,9 +19,8 @@ from calm_rag.evaluation import (
 )
 from calm_rag.evaluation.cache import ItemCache
 from calm_rag.evaluation.report import markdown, metric_rows, rich_tables, write_reports
-from calm_rag.indexes.records import Hit
 from calm_rag.pipelines.freeform import load_open_dataset
-from tests.evaluation.conftest import write_open_dataset
+from tests.evaluation.conftest import QueryRecordingIndex, write_open_dataset
 from tests.fakes import FakeGenerator, concept_encoder
 
 LANGS = ("en", "de", "zh")
@@ -72,15 +71,7 @@ def test_samples_in_one_batch_scores_and_resumes(open_data: Path, tmp_path: Path
 
 
 def test_each_language_gets_passages_retrieved_with_its_own_question(open_data: Path) -> None:
-    class FakeIndex:
-        def __init__(self) -> None:
-            self.queries: list[str] = []
-
-        def search(self, queries: list[str], top_k: int) -> list[list[Hit]]:
-            self.queries.extend(queries)
-            return [[Hit(f"h{n}", f"PASSAGE FOR {query}", 1.0, None, "src.txt")] for n, query in enumerate(queries)]
-
-    index = FakeIndex()
+    index = QueryRecordingIndex()
     generator = RecordingGenerator({"en": "Paris", "de": "Paris"})
     config = OpenEvalConfig(languages=("en", "de"), index="wiki", top_k=1)
     evaluate_open(generator, load_open_dataset(open_data, ["en", "de"], limit=1), config,  # type: ignore[arg-type]
