@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from calm_rag.errors import CalmRagError
+from calm_rag.progress import ProgressDisplay
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,35 +79,6 @@ def _generation_config(temperature: float, top_p: float, max_new_tokens: int, se
 
     return GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                             batch_size=batch_size)
-
-
-class _StageBar:
-    """A rich progress bar on stderr fed by the pipeline's (stage, done, total) callbacks."""
-
-    def __init__(self, enabled: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err_console, transient=True, disable=not enabled)
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> "_StageBar":
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(stage, total=total)
-        self.progress.update(self.tasks[stage], completed=done, total=total)
 
 
 def _render_answer(answer: "Answer") -> None:
@@ -236,7 +208,7 @@ def ask(
         qa.index  # open the index before generating, so a missing index fails fast
         if not choice:
             qa.encode  # load the answer embedder up front too
-    with _StageBar(enabled=not as_json) as bar:
+    with ProgressDisplay(err_console, log=not as_json) as bar:
         answer = qa.ask_batch([request], progress=bar)[0] if choice else qa.ask_open_batch([request], progress=bar)[0]
     if as_json:
         print_json(answer.to_dict())
@@ -724,7 +696,7 @@ def train(
     def notify(message: str) -> None:
         err_console.print(f"[yellow]{message}[/]", highlight=False, soft_wrap=True)
 
-    with _StageBar(enabled=not as_json) as bar:
+    with ProgressDisplay(err_console, log=not as_json) as bar:
         if pairs is not None:
             summary = train_on_pairs(Path(pairs), target, config, adapter=adapter, resume=resume,
                                      overwrite=overwrite, progress=bar, notify=notify)
@@ -841,7 +813,6 @@ def eval_command(
         run_open_evaluation,
         write_reports,
     )
-    from calm_rag.evaluation.progress import terminal_progress
     from calm_rag.evaluation.report import rich_tables
     from calm_rag.pipelines.freeform import is_open_dataset
 
@@ -863,11 +834,12 @@ def eval_command(
     out_dir = Path(out) if out else None
     cache = Path(cache_dir) if cache_dir else settings.model_cache.parent / "eval"
 
-    progress, factory = terminal_progress(err_console)
+    progress = ProgressDisplay(err_console, log=not as_json)
     options: dict[str, Any] = {
         "model": model or settings.generator, "adapter": Path(adapter) if adapter else None,
         "compare_base": compare_to == "base", "cache_dir": cache, "fresh": fresh,
-        "device": device or settings.device, "dtype": dtype, "settings": settings, "progress": factory}
+        "device": device or settings.device, "dtype": dtype, "settings": settings,
+        "progress": lambda label, total: progress.counter(f"eval ({label})", total)}
     with progress:
         if isinstance(eval_config, OpenEvalConfig):
             runs = [run.to_dict() for run in run_open_evaluation(Path(data), eval_config, **options)]

@@ -12,7 +12,7 @@ questions, so a QA app answers many questions per generate call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,12 @@ from calm_rag.pipelines.freeform import (
     load_encoder,
 )
 from calm_rag.pipelines.sampling import SamplingConfig, sample_responses, vote_responses
+from calm_rag.progress import StageProgress
 from calm_rag.prompts import Mode, Passage
 from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
 from calm_rag.responses import Response
 from calm_rag.translation import Translator
 from calm_rag.voting import VoteResult
-
-StageProgress = Callable[[str, int, int], None]
-"""Called as (stage, done, total) while a batch is answered."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,9 @@ from typing import Any
 import torch
 
 from calm_rag.errors import CalmRagError
+from calm_rag.progress import StageProgress
 from calm_rag.training.config import CalmTrainConfig
 from calm_rag.training.pairs_file import FIELDS
-
-StageProgress = Callable[[str, int, int], None]
-"""Called as (stage, done, total)."""
 
 
 @dataclass

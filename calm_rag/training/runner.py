@@ -30,6 +30,7 @@ from calm_rag.data import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
 from calm_rag.generation import Generator, base_names, check_adapter_base
 from calm_rag.pipelines.freeform import is_open_dataset, load_encoder, load_open_dataset
+from calm_rag.progress import StageProgress
 from calm_rag.questions import ParallelQuestion
 from calm_rag.training import modeling
 from calm_rag.training.artifacts import (
@@ -50,7 +51,7 @@ from calm_rag.training.calm_loop import (
     samples_from_records,
 )
 from calm_rag.training.config import DPO_MEMORY_SETTINGS, CalmTrainConfig
-from calm_rag.training.dpo import StageProgress, train_dpo
+from calm_rag.training.dpo import train_dpo
 from calm_rag.training.open_loop import (
     OpenQuestionSamples,
     build_open_pairs,

@@ -195,20 +195,3 @@ def test_mismatched_parallel_files_are_refused(tmp_path: Path, tiny_model: Path,
     (data / "de.jsonl").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
     result = run_eval(data, "--model", tiny_model, "--languages", "en,de", "--cache-dir", tmp_path / "cache")
     assert result.exit_code == 2 and "not parallel" in result.stderr
-
-
-def test_progress_bar_only_on_a_terminal() -> None:
-    import io
-
-    from rich.console import Console
-
-    from calm_rag.evaluation.progress import terminal_progress
-
-    assert terminal_progress(Console(file=io.StringIO()))[1] is None
-    screen = io.StringIO()
-    bar, factory = terminal_progress(Console(file=screen, force_terminal=True, width=80))
-    assert factory is not None
-    with bar:
-        advance = factory("model", 4)
-        advance(4)
-    assert "eval (model)" in screen.getvalue()

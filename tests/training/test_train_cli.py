@@ -187,6 +187,13 @@ def test_pairs_file_with_skewed_targets_warns(tmp_path: Path, recipe: Path, tiny
     assert not (out / "samples.jsonl").exists() and len(read_jsonl(out / "pairs.jsonl")) == 10
     assert json.loads((out / "manifest.json").read_text())["source"]["pairs"] == 10
 
+    # without --json, and not on a terminal (a log), each DPO step is a progress line on stderr
+    logged = runner.invoke(app, ["train", "--pairs", str(pairs), "--model", str(tiny_lm_path), "--config",
+                                 str(recipe), "--batch-size", "5", "--out", str(tmp_path / "logged")])
+    assert logged.exit_code == 0, logged.output
+    assert [line.split(" (")[0] for line in logged.stderr.splitlines() if line.startswith("round 1: DPO")] == [
+        "round 1: DPO: 1/2", "round 1: DPO: 2/2"]
+
 
 def test_cot_two_rounds(tmp_path: Path, dataset: Path, recipe: Path, tiny_lm_path: Path,
                         monkeypatch: pytest.MonkeyPatch) -> None:
