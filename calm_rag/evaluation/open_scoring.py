@@ -79,8 +79,9 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
                threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
     """Per-language semantic and exact match of each language's own answer against its gold, the same for
     the cross-lingual consensus (averaged over every graded language of every question; an abstention
-    is wrong and counted in `abstained`), the paper's consistency and the parse rates. Every span and
-    gold answer is embedded once, in one call."""
+    is wrong and counted in `abstained`), the paper's consistency and the parse rates; `per_question`, each
+    graded question's share of languages whose own answer and whose consensus answer match, pairs two runs
+    question by question. Every span and gold answer is embedded once, in one call."""
     config = ClusterConfig(threshold=threshold)
     cached = encode if isinstance(encode, CachedEncoder) else CachedEncoder(encode)
     cached(list(dict.fromkeys(
@@ -102,7 +103,9 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
     drawn = {lang: 0 for lang in languages}
     vote_semantic = vote_exact = vote_graded = abstained = 0
     consistencies = []
+    per_question = []
     for record in records:
+        own_right, vote_right = [], []
         clustering = record.clustering(cached, config)
         consistencies.append(clustering.consistency)
         abstained += clustering.abstained
@@ -120,6 +123,11 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
             consensus_semantic, consensus_exact = grade(consensus_answer(clustering, lang), gold, lang)
             vote_semantic += consensus_semantic
             vote_exact += consensus_exact
+            own_right.append(own_semantic)
+            vote_right.append(consensus_semantic)
+        if own_right:
+            per_question.append({"id": record.id, "accuracy": sum(own_right) / len(own_right),
+                                 "vote": sum(vote_right) / len(vote_right)})
 
     accuracy = {lang: _share(semantic[lang], graded[lang]) for lang in languages}
     exact_by_language = {lang: _share(exact[lang], graded[lang]) for lang in languages}
@@ -135,4 +143,5 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
         "consistency": mean_consistency(consistencies),
         "parse_rate_by_language": {lang: _share(parsed[lang], drawn[lang]) for lang in languages},
         "abstained": abstained,
+        "per_question": per_question,
     }

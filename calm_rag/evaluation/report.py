@@ -9,6 +9,7 @@ open-question runs (mode "open") carry exact match instead; every rendering show
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,37 @@ def _delta(value: float | None, base: float | None) -> float | None:
     return None if value is None or base is None else round(value - base, 6)
 
 
+PAIRED = {"mean_accuracy": "accuracy", "vote_accuracy": "vote"}
+"""Headline metric -> its per-question score, for the paired interval of its delta."""
+
+
+def paired_interval(run: Sequence[Mapping[str, Any]], baseline: Sequence[Mapping[str, Any]], key: str
+                    ) -> list[float] | None:
+    """95% interval of the mean per-question difference run - baseline (normal approximation, paired by
+    question id). Pairing is what makes small evals readable: both runs answer the same questions, so the
+    spread of the differences, not of each accuracy, decides whether a delta is noise. None unless both
+    runs scored the same questions (at least two)."""
+    base = {item["id"]: item[key] for item in baseline}
+    if len(run) < 2 or len(base) != len(run) or any(item["id"] not in base for item in run):
+        return None
+    differences = [item[key] - base[item["id"]] for item in run]
+    mean = sum(differences) / len(differences)
+    spread = math.sqrt(sum((d - mean) ** 2 for d in differences) / (len(differences) - 1))
+    half = 1.96 * spread / math.sqrt(len(differences))
+    return [round(mean - half, 4), round(mean + half, 4)]
+
+
 def deltas(run: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
-    """run - baseline for every headline metric the runs report (None where either side is undefined)."""
+    """run - baseline for every headline metric the runs report (None where either side is undefined), and
+    `ci95`: the paired interval of the accuracy and vote deltas where both runs carry `per_question`."""
     result: dict[str, Any] = {name: _delta(run.get(name), baseline.get(name))
                               for name in SCALARS if name in run or name in baseline}
     for name in PER_LANGUAGE:
         if name in run:
             result[name] = {lang: _delta(value, baseline.get(name, {}).get(lang)) for lang, value in run[name].items()}
+    if "per_question" in run and "per_question" in baseline:
+        result["ci95"] = {name: paired_interval(run["per_question"], baseline["per_question"], key)
+                          for name, key in PAIRED.items()}
     return result
 
 
@@ -108,7 +133,9 @@ def metric_rows(payload: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
         if key in payload:
             values = [fmt(payload[key])]
             if base:
-                values += [fmt(base.get(key)), fmt(delta.get(key), True)]
+                interval = delta.get("ci95", {}).get(key)
+                values += [fmt(base.get(key)), fmt(delta.get(key), True)
+                           + (f" [{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "")]
             rows.append([name, *values, *[""] * (len(header) - 1 - len(values))])
     return header, rows
 
@@ -184,12 +211,18 @@ OPEN_NOTE = ("Accuracy of a language: its own answer (the most central sample of
              "language pairs (among languages with an answer) whose answers fall in one cluster, averaged over "
              "questions.")
 
+INTERVAL_NOTE = ("Brackets after a delta: its 95% interval, from the per-question differences between the two runs "
+                 "(paired by question, normal approximation). An interval that includes 0 is no evidence of a "
+                 "difference.")
+
 
 def markdown(payload: Mapping[str, Any]) -> str:
     parts = ["# calm-rag eval report", "", describe(payload), ""]
     if payload.get("baseline"):
         parts += [f"Baseline: {describe(payload['baseline'])}", ""]
     parts += [_markdown_table(*metric_rows(payload)), "", OPEN_NOTE if payload["mode"] == "open" else CHOICE_NOTE, ""]
+    if payload.get("delta", {}).get("ci95"):
+        parts += [INTERVAL_NOTE, ""]
     for run in [payload, payload.get("baseline")]:
         if not run:
             continue

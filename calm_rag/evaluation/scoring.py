@@ -98,11 +98,19 @@ def top_letter_share(counts: Mapping[str, int]) -> tuple[str, float] | None:
 
 def score(records: Sequence[ItemRecord], languages: Sequence[str], balanced: bool = False) -> dict[str, Any]:
     """The metrics of `calm_rag.metrics.summarize` plus the letter distribution and its most frequent letter
-    (over every language's answers): a rising `top_letter_share` flags a gain that is one letter taking over."""
+    (over every language's answers): a rising `top_letter_share` flags a gain that is one letter taking over.
+    `per_question` (graded questions: the share of languages right, and the vote) lets a comparison pair
+    the two runs question by question (`calm_rag.evaluation.report.paired_interval`)."""
     outcomes = [record.outcome(balanced) for record in records]
     labels = list(dict.fromkeys(label for record in records for label in record.labels))
     summary = summarize(outcomes, languages)
     summary["letters"] = letter_distribution(outcomes, labels, languages)
     top = top_letter_share(summary["letters"]["overall"])
     summary["top_letter"], summary["top_letter_share"] = top if top else (None, None)
+    summary["per_question"] = [
+        {"id": outcome.id,
+         "accuracy": sum(outcome.vote.language_majorities.get(lang) == outcome.gold for lang in languages)
+         / len(languages),
+         "vote": float(outcome.vote.winner == outcome.gold)}
+        for outcome in outcomes if outcome.gold is not None]
     return summary

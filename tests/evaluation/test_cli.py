@@ -128,6 +128,10 @@ def test_compare_to_base_loads_once_and_reports_deltas(dataset: Path, tiny_model
     assert delta["mean_accuracy"] == pytest.approx(payload["mean_accuracy"] - base["mean_accuracy"])
     assert len(list((out / "cache").glob("*.jsonl"))) == 2  # base and adapter answers are cached apart
     assert "Δ" in (out / "report.md").read_text()
+    assert [item["id"] for item in payload["per_question"]] == [item["id"] for item in base["per_question"]]
+    low, high = delta["ci95"]["mean_accuracy"]
+    assert low <= delta["mean_accuracy"] <= high
+    assert "95% interval" in (out / "report.md").read_text()
 
     plain = eval_json(dataset, "--model", tiny_model, "--languages", "en,de", "--cache-dir", tmp_path / "plain")
     assert plain["letters"] == base["letters"]  # disable_adapter() is the base model

@@ -48,6 +48,11 @@ def test_score_open_matches_hand_computed_values() -> None:
     assert summary["consistency"] == pytest.approx((1 + 0 + 1 + 1 / 3) / 4)
     assert summary["parse_rate_by_language"] == pytest.approx({"en": 1.0, "de": 1.0, "zh": 3 / 4})
     assert len(calls) == 1  # every span and gold answer embedded in one call
+    # per question, over its graded languages: own answers right, consensus right
+    assert summary["per_question"] == [{"id": "q1", "accuracy": 1.0, "vote": 1.0},
+                                       {"id": "q2", "accuracy": pytest.approx(1 / 3), "vote": 0.0},
+                                       {"id": "q3", "accuracy": 1.0, "vote": 1.0},
+                                       {"id": "q4", "accuracy": pytest.approx(2 / 3), "vote": 1.0}]
 
 
 def test_undefined_metrics_are_none_not_zero() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation import EvalConfig, ItemRecord, load_eval_config, score
-from calm_rag.evaluation.report import build_payload, deltas
+from calm_rag.evaluation.report import build_payload, deltas, paired_interval
 from calm_rag.evaluation.scoring import top_letter_share
 
 LANGS = ("en", "de", "zh")
@@ -37,6 +37,22 @@ def test_score_matches_hand_computed_values() -> None:
     assert summary["consistency"] == pytest.approx((1 + 0 + 1) / 3)
     assert summary["parse_rate_by_language"] == pytest.approx({"en": 1.0, "de": 1.0, "zh": 2 / 3})
     assert summary["top_letter"] == "B" and summary["top_letter_share"] == pytest.approx(4 / 9)
+    assert summary["per_question"] == [{"id": "q1", "accuracy": pytest.approx(2 / 3), "vote": 1.0},
+                                       {"id": "q2", "accuracy": pytest.approx(1 / 3), "vote": 0.0},
+                                       {"id": "q3", "accuracy": 1.0, "vote": 1.0}]
+
+
+def test_paired_interval_by_hand() -> None:
+    run = [{"id": f"q{n}", "vote": value} for n, value in enumerate([1, 1, 0, 1])]
+    base = [{"id": f"q{n}", "vote": value} for n, value in enumerate([0, 1, 0, 0])]
+    # differences 1, 0, 0, 1: mean 0.5, sample sd sqrt(1/3), half-width 1.96 * sqrt(1/3) / 2
+    half = 1.96 * (1 / 3) ** 0.5 / 2
+    assert paired_interval(run, base, "vote") == pytest.approx([0.5 - half, 0.5 + half], abs=1e-4)
+    assert paired_interval(run, list(reversed(base)), "vote") == pytest.approx([0.5 - half, 0.5 + half], abs=1e-4)
+    assert paired_interval(run, base[:3], "vote") is None  # not the same questions
+    assert paired_interval(run[:1], base[:1], "vote") is None  # one question has no spread
+    identical = paired_interval(run, run, "vote")
+    assert identical == [0.0, 0.0]
 
 
 def test_consistency_is_undefined_with_fewer_than_two_answers() -> None:
@@ -78,6 +94,12 @@ def test_deltas_and_payload() -> None:
                                  "top_letter_share": 0.25, "accuracy_by_language": {"en": 0.25},
                                  "parse_rate_by_language": {"en": 0.5}}
     assert build_payload(run) is run
+    paired = deltas({**run, "per_question": [{"id": "q1", "accuracy": 1.0, "vote": 1.0},
+                                             {"id": "q2", "accuracy": 0.0, "vote": 0.0}]},
+                    {**base, "per_question": [{"id": "q1", "accuracy": 0.5, "vote": 1.0},
+                                              {"id": "q2", "accuracy": 0.0, "vote": 0.0}]})
+    assert paired["ci95"]["vote_accuracy"] == [0.0, 0.0]
+    assert paired["ci95"]["mean_accuracy"] == pytest.approx([0.25 - 0.49, 0.25 + 0.49], abs=1e-4)
     with pytest.raises(CalmRagError, match="differs in n_questions"):
         build_payload({**run, "n_questions": 3}, {**base, "n_questions": 4})
 
