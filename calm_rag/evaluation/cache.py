@@ -36,6 +36,8 @@ def model_fingerprint(name: str) -> dict[str, Any]:
 
 def adapter_fingerprint(adapter: Path) -> str:
     """sha256 over an adapter folder's config and weight files (LoRA adapters are small)."""
+    if not adapter.is_dir():
+        raise CalmRagError(f"adapter {adapter} not found: pass the folder `calm-rag train --out` wrote")
     digest = hashlib.sha256()
     files = sorted(path for path in adapter.iterdir()
                    if path.is_file() and path.name.startswith(("adapter_config", "adapter_model")))

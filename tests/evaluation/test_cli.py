@@ -182,6 +182,8 @@ def test_config_file_sets_defaults_and_flags_win(dataset: Path, tiny_model: Path
     (("--samples", "3"), "add --permute"),
     (("--compare-to", "base"), "needs --adapter"),
     (("--compare-to", "missing.json"), "cannot read baseline report"),
+    (("--adapter", "runs/no-such-adapter"), "adapter runs/no-such-adapter not found"),
+    (("--adapter", str(Path(__file__).parent)), "is not a LoRA adapter folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(dataset: Path, tiny_model: Path, tmp_path: Path,
                                           extra: tuple[str, ...], message: str) -> None:
