@@ -16,7 +16,7 @@ import resource
 import time
 from pathlib import Path
 
-from calm_rag.generation import GenerationConfig
+from calm_rag.generation.base import GenerationConfig
 from calm_rag.pipelines.qa import CalmQA, QAConfig
 
 QUESTIONS = [

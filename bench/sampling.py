@@ -25,7 +25,8 @@ from tempfile import TemporaryDirectory
 import torch
 
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import Generator, pick_device
+from calm_rag.generation.loading import pick_device
+from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.prompts import mcq_messages
 from calm_rag.questions import MCQuestion, make_choices
 
@@ -51,23 +52,23 @@ def random_init(shape_dir: Path) -> tuple[Path, TemporaryDirectory]:
 
 
 def load(model: str | None, device: str, shape_dir: Path | None = None
-         ) -> tuple[Generator, str, TemporaryDirectory | None]:
+         ) -> tuple[TransformersGenerator, str, TemporaryDirectory | None]:
     if shape_dir:
         path, scratch = random_init(shape_dir)
-        return Generator.load(str(path), device=device), f"random weights, shape of {shape_dir.name}", scratch
+        return TransformersGenerator.load(str(path), device=device), f"random weights, shape of {shape_dir.name}", scratch
     if model:
-        return Generator.load(model, device=device), model, None
+        return TransformersGenerator.load(model, device=device), model, None
     try:
-        return Generator.load("qwen2.5-coder-0.5b-instruct", device=device), "qwen2.5-coder-0.5b-instruct", None
+        return TransformersGenerator.load("qwen2.5-coder-0.5b-instruct", device=device), "qwen2.5-coder-0.5b-instruct", None
     except CalmRagError:
-        from calm_rag.testing import build_tiny_causal_lm
+        from calm_rag.testing.tiny_lm import build_tiny_causal_lm
 
         scratch = TemporaryDirectory()
         path = build_tiny_causal_lm(Path(scratch.name), hidden_size=256, layers=4)
-        return Generator.load(str(path), device=device), "random Qwen2 (hidden 256, 4 layers)", scratch
+        return TransformersGenerator.load(str(path), device=device), "random Qwen2 (hidden 256, 4 layers)", scratch
 
 
-def timed_generate(generator: Generator, prompts: list[str], tokens: int, batch: bool) -> float:
+def timed_generate(generator: TransformersGenerator, prompts: list[str], tokens: int, batch: bool) -> float:
     inputs_list = [prompts] if batch else [[prompt] for prompt in prompts]
     device = generator.device
     started = time.perf_counter()

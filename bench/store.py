@@ -116,7 +116,7 @@ def corpus_texts(count: int) -> list[str]:
 def build_bench(args: argparse.Namespace, work: Path) -> dict:
     from calm_rag.indexes.build import build_index
     from calm_rag.indexes.embedder import Embedder, EmbedderConfig
-    from calm_rag.indexes.tiny import build_tiny_embedder
+    from calm_rag.testing.tiny_embedder import build_tiny_embedder
 
     texts = corpus_texts(args.build_docs)
     if args.embedder:

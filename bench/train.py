@@ -116,11 +116,12 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, che
 
 def worker_sampling(model_path: str, questions: int, samples: int, cot_tokens: int) -> dict[str, Any]:
     """Seconds per question to sample all languages x samples, direct vs cot (cot at `cot_tokens` new tokens)."""
-    from calm_rag.generation import GenerationConfig, Generator
-    from calm_rag.pipelines.sampling import SamplingConfig, sample_responses
+    from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.transformers_engine import TransformersGenerator
+    from calm_rag.generation.sampling import SamplingConfig, sample_responses
     from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
 
-    generator = Generator.load(model_path, device="cpu", dtype="float32")
+    generator = TransformersGenerator.load(model_path, device="cpu", dtype="float32")
     parallel = [ParallelQuestion(f"q{i}", {lang: MCQuestion(f"q{i}", lang, f"{text} ({i})", make_choices(options))
                                            for lang, (text, options, _) in QUESTION.items()}, "en")
                 for i in range(questions)]
@@ -174,7 +175,7 @@ def main() -> None:
 
     from calm_rag.errors import CalmRagError
     from calm_rag.models import resolve_model
-    from calm_rag.testing import build_tiny_causal_lm
+    from calm_rag.testing.tiny_lm import build_tiny_causal_lm
 
     scratch = TemporaryDirectory()
     models = {"tiny random Qwen2 (hidden 32, 2 layers)": str(build_tiny_causal_lm(Path(scratch.name)))}

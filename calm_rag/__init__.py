@@ -1,7 +1,7 @@
 """calm-rag: multilingual QA with cross-lingual self-consistency voting and CALM self-alignment."""
 
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.generation.base import GenerationConfig, Generator
 from calm_rag.languages import LANGUAGES, Language, get_language
 from calm_rag.pipelines import (
     Answer,

@@ -21,7 +21,7 @@ from calm_rag.progress import ProgressDisplay
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from calm_rag.generation import GenerationConfig
+    from calm_rag.generation.base import GenerationConfig
     from calm_rag.pipelines.answer import Answer
     from calm_rag.pipelines.freeform import FreeformAnswer
 
@@ -75,7 +75,7 @@ def main() -> None:
 
 def _generation_config(temperature: float, top_p: float, max_new_tokens: int, seed: int, batch_size: int
                        ) -> "GenerationConfig":
-    from calm_rag.generation import GenerationConfig
+    from calm_rag.generation.base import GenerationConfig
 
     return GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                             batch_size=batch_size)
@@ -184,7 +184,7 @@ def ask(
     from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig
     from calm_rag.languages import parse_languages
     from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
-    from calm_rag.pipelines.sampling import SamplingConfig
+    from calm_rag.generation.sampling import SamplingConfig
 
     request = QuestionRequest(question, lang, list(choice))
     if choice:
@@ -241,10 +241,10 @@ def vote(
     loaded = load_samples(Path(samples_file), wanted, on_error)  # type: ignore[arg-type]
     translator = None
     if model and pairs_out:
-        from calm_rag.generation import Generator
-        from calm_rag.translation import Translator
+        from calm_rag.generation.transformers_engine import TransformersGenerator
+        from calm_rag.generation.translation import Translator
 
-        translator = Translator(Generator.load(model))
+        translator = Translator(TransformersGenerator.load(model))
     report, pairs = vote_samples(loaded, balanced=balanced, translator=translator, with_pairs=bool(pairs_out))
     if pairs_out:
         _write_jsonl(Path(pairs_out), [pair.to_record() for pair in pairs])

@@ -25,7 +25,7 @@ from calm_rag.pairs import PreferencePair
 from calm_rag.pipelines.freeform import FreeformQA, FreeformSample, sample_answers
 from calm_rag.prompts import Passage
 from calm_rag.questions import ParallelQuestion
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from calm_rag.languages import get_language
 from calm_rag.prompts import Message, Mode, mcq_messages
 from calm_rag.questions import Choice, MCQuestion
 from calm_rag.responses import Response
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 
 
 @dataclass(frozen=True)

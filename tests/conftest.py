@@ -15,16 +15,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_lm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random Qwen2-shaped causal LM (a few hundred KB) with a chat template."""
-    from calm_rag.testing import build_tiny_causal_lm
+    from calm_rag.testing.tiny_lm import build_tiny_causal_lm
 
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"))
 
 
 @pytest.fixture(scope="session")
 def tiny_generator(tiny_lm_path: Path):
-    from calm_rag.generation import Generator
+    from calm_rag.generation.transformers_engine import TransformersGenerator
 
-    return Generator.load(str(tiny_lm_path), device="cpu")
+    return TransformersGenerator.load(str(tiny_lm_path), device="cpu")
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +38,7 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def tiny_embedder_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 32-dim sentence-transformers model (2-layer BERT, multilingual WordPiece vocab) with
-    e5-style `query`/`document` prompts and no Normalize module; see calm_rag/indexes/tiny.py."""
-    from calm_rag.indexes.tiny import build_tiny_embedder
+    e5-style `query`/`document` prompts and no Normalize module; see calm_rag/testing/tiny_embedder.py."""
+    from calm_rag.testing.tiny_embedder import build_tiny_embedder
 
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from calm_rag.generation import GenerationConfig
+from calm_rag.generation.base import GenerationConfig
 from calm_rag.languages import LANGUAGES
 
 

@@ -51,7 +51,7 @@ def test_ask_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> 
 
 
 def test_model_without_chat_template_is_a_clear_error(tmp_path: Path) -> None:
-    from calm_rag.testing import build_tiny_causal_lm
+    from calm_rag.testing.tiny_lm import build_tiny_causal_lm
 
     base = build_tiny_causal_lm(tmp_path / "base", chat_template=False)
     args = ["ask", "Frage?", "--lang", "de", *CHOICES, "--languages", "de", "--samples", "1", "--model", str(base),

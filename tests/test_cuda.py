@@ -17,7 +17,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from calm_rag.cli import app
-from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.transformers_engine import TransformersGenerator
 from tests.training.conftest import FAST_RECIPE, write_dataset
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -28,12 +29,12 @@ QUESTIONS = ["Where do you keep milk?", "Wo bewahrt man Milch auf, wenn es drau�
              "牛奶放在哪里？", "Où range-t-on le lait ?", "Where?"]
 
 
-def direct_prompts(generator: Generator) -> list[str]:
+def direct_prompts(generator: TransformersGenerator) -> list[str]:
     return [generator.render([{"role": "user", "content": f"{question}\nA. fridge\nB. shelf\nC. car"}],
                              prefill="Answer:") for question in QUESTIONS]
 
 
-def distributions(generator: Generator, prompts: list[str], batch_size: int) -> torch.Tensor:
+def distributions(generator: TransformersGenerator, prompts: list[str], batch_size: int) -> torch.Tensor:
     rows = generator.label_distributions(prompts, [["A", "B", "C"]] * len(prompts), batch_size=batch_size)
     return torch.tensor([[row[label] for label in "ABC"] for row in rows])
 
@@ -41,17 +42,17 @@ def distributions(generator: Generator, prompts: list[str], batch_size: int) -> 
 @pytest.fixture(scope="module")
 def cpu_reference(tiny_lm_path: Path) -> tuple[list[str], torch.Tensor]:
     """The direct-mode prompts and their label distributions on the CPU in float32, one prompt at a time."""
-    cpu = Generator.load(str(tiny_lm_path), device="cpu", dtype="float32")
+    cpu = TransformersGenerator.load(str(tiny_lm_path), device="cpu", dtype="float32")
     prompts = direct_prompts(cpu)
     return prompts, distributions(cpu, prompts, batch_size=1)
 
 
 @pytest.fixture(scope="module")
-def gpu(tiny_lm_path: Path) -> Generator:
-    return Generator.load(str(tiny_lm_path), device="cuda", dtype="float32")
+def gpu(tiny_lm_path: Path) -> TransformersGenerator:
+    return TransformersGenerator.load(str(tiny_lm_path), device="cuda", dtype="float32")
 
 
-def test_scores_on_cuda_match_the_cpu_batched_or_not(gpu: Generator, cpu_reference: tuple[list[str], torch.Tensor]
+def test_scores_on_cuda_match_the_cpu_batched_or_not(gpu: TransformersGenerator, cpu_reference: tuple[list[str], torch.Tensor]
                                                      ) -> None:
     assert gpu.device.type == "cuda"
     prompts, reference = cpu_reference
@@ -59,7 +60,7 @@ def test_scores_on_cuda_match_the_cpu_batched_or_not(gpu: Generator, cpu_referen
     torch.testing.assert_close(distributions(gpu, prompts, batch_size=1), reference, atol=1e-4, rtol=0)
 
 
-def test_batched_greedy_generation_on_cuda_matches_one_at_a_time(gpu: Generator) -> None:
+def test_batched_greedy_generation_on_cuda_matches_one_at_a_time(gpu: TransformersGenerator) -> None:
     prompts = [gpu.render([{"role": "user", "content": question}]) for question in QUESTIONS]
     greedy = GenerationConfig(temperature=0.0, max_new_tokens=12, batch_size=len(prompts))
     batched = gpu.generate(prompts, greedy)
@@ -70,7 +71,7 @@ def test_batched_greedy_generation_on_cuda_matches_one_at_a_time(gpu: Generator)
 
 
 def test_auto_device_is_cuda_in_bfloat16(tiny_lm_path: Path, cpu_reference: tuple[list[str], torch.Tensor]) -> None:
-    auto = Generator.load(str(tiny_lm_path))
+    auto = TransformersGenerator.load(str(tiny_lm_path))
     assert auto.device.type == "cuda" and next(auto.model.parameters()).dtype == torch.bfloat16
     prompts, reference = cpu_reference
     assert direct_prompts(auto) == prompts
@@ -93,7 +94,7 @@ def test_lora_dpo_on_cuda_then_eval_with_the_adapter(tmp_path: Path, tiny_lm_pat
     adapter = load_file(out / "adapter_model.safetensors")
     assert any(tensor.abs().sum() > 0 for name, tensor in adapter.items() if "lora_B" in name)
     base = load_file(tiny_lm_path / "model.safetensors")
-    loaded = Generator.load(str(tiny_lm_path), adapter=out, device="cpu", dtype="float32", merge_adapter=False)
+    loaded = TransformersGenerator.load(str(tiny_lm_path), adapter=out, device="cpu", dtype="float32", merge_adapter=False)
     state = loaded.model.state_dict()
     for name, tensor in base.items():
         module, parameter = name.rsplit(".", 1)

@@ -2,7 +2,7 @@ from calm_rag.pairs import plan_pairs, realize_pairs
 from calm_rag.prompts import mcq_messages
 from calm_rag.questions import MCQuestion, make_choices
 from calm_rag.responses import Response
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 from tests.fakes import FakeGenerator
 
 DE = MCQuestion("q1", "de", "Woher kamen die Patienten?", make_choices(["Stadt", "Krankenhaus", "Schulen"]))

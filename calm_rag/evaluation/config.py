@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig
 from calm_rag.config import check_known_keys, read_toml_table
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import GenerationConfig
+from calm_rag.generation.base import GenerationConfig
 from calm_rag.languages import PAPER_LANGUAGES, parse_languages
-from calm_rag.pipelines.sampling import SamplingConfig
+from calm_rag.generation.sampling import SamplingConfig
 from calm_rag.prompts import Mode
 
 SAMPLED_TEMPERATURE = 0.7

@@ -33,8 +33,9 @@ from calm_rag.evaluation.cache import (
 )
 from calm_rag.evaluation.config import EvalConfig, OpenEvalConfig
 from calm_rag.evaluation.scoring import ItemRecord, score
-from calm_rag.generation import Generator
-from calm_rag.pipelines.sampling import sample_responses
+from calm_rag.generation.base import Generator
+from calm_rag.generation.transformers_engine import TransformersGenerator
+from calm_rag.generation.sampling import sample_responses
 from calm_rag.prompts import Passage
 from calm_rag.questions import ParallelQuestion
 from calm_rag.responses import Response
@@ -204,7 +205,7 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
 
 @contextmanager
 def _merged(model: Any) -> Iterator[None]:
-    """The LoRA weights folded into the base weights while the adapter run generates (see `Generator.load`)."""
+    """The LoRA weights folded into the base weights while the adapter run generates (see `TransformersGenerator.load`)."""
     model.merge_adapter()
     try:
         yield
@@ -235,7 +236,7 @@ class EvalModel:
         unless a base run needs it switchable."""
         adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
         started = time.perf_counter()
-        generator = Generator.load(model, adapter=adapter, device=device, dtype=dtype, merge_adapter=not compare_base)
+        generator = TransformersGenerator.load(model, adapter=adapter, device=device, dtype=dtype, merge_adapter=not compare_base)
         load_s = round(time.perf_counter() - started, 3)
         cache_key = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype),
                      "config": config.fingerprint(), "prompts": prompts_fingerprint(config.languages),

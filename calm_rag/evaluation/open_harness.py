@@ -34,7 +34,7 @@ from calm_rag.evaluation.harness import (
     open_index,
 )
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
-from calm_rag.generation import Generator
+from calm_rag.generation.base import Generator
 from calm_rag.pipelines.freeform import (
     FreeformSample,
     load_encoder,

@@ -20,11 +20,11 @@ from calm_rag.extraction import extract_letter
 from calm_rag.languages import get_language
 from calm_rag.metrics import QuestionOutcome, summarize
 from calm_rag.pairs import PairPlan, PreferencePair, plan_pairs, realize_pairs
-from calm_rag.pipelines.sampling import vote_responses
+from calm_rag.generation.sampling import vote_responses
 from calm_rag.prompts import mcq_messages
 from calm_rag.questions import MCQuestion, ParallelQuestion
 from calm_rag.responses import Response
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 
 OnError = Literal["stop", "skip"]
 

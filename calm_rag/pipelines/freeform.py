@@ -41,12 +41,12 @@ from calm_rag.data import (
 )
 from calm_rag.errors import CalmRagError
 from calm_rag.extraction import normalize
-from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.generation.base import GenerationConfig, Generator
 from calm_rag.languages import Language, get_language, parse_languages
 from calm_rag.progress import StageProgress
 from calm_rag.prompts import Message, Passage, format_passages
 from calm_rag.questions import MCQuestion, ParallelQuestion
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 
 _COPULAS = r"(?:(?:is|ist|lautet|wäre|est|serait|è|es|é|sería|será)(?!\w)|是|为|為|は|です|은|는|-|=|→)"
 _QUOTES = "\"'“”‘’„«»「」『』‹›`"

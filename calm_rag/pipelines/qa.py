@@ -21,7 +21,8 @@ from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig, Encode
 from calm_rag.config import Settings, check_known_keys, load_settings, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.extraction import split_explanation
-from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.generation.base import GenerationConfig, Generator
+from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.languages import get_language, parse_languages
 from calm_rag.pipelines.answer import Answer
 from calm_rag.pipelines.freeform import (
@@ -31,12 +32,12 @@ from calm_rag.pipelines.freeform import (
     FreeformRequest,
     load_encoder,
 )
-from calm_rag.pipelines.sampling import SamplingConfig, sample_responses, vote_responses
+from calm_rag.generation.sampling import SamplingConfig, sample_responses, vote_responses
 from calm_rag.progress import StageProgress
 from calm_rag.prompts import Mode, Passage
 from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
 from calm_rag.responses import Response
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 from calm_rag.voting import VoteResult
 
 
@@ -122,7 +123,7 @@ class CalmQA:
             config = QAConfig.from_toml(Path(config))
         config = replace(config or QAConfig(), **overrides)
         settings = load_settings()
-        generator = Generator.load(config.model or settings.generator, adapter=config.adapter,
+        generator = TransformersGenerator.load(config.model or settings.generator, adapter=config.adapter,
                                    device=config.device, dtype=config.dtype, plain_prompts=config.plain_prompts)
         return cls(generator, config, settings)
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import Generator
+from calm_rag.generation.base import Generator
 from calm_rag.pairs import plan_pairs, realize_pairs
-from calm_rag.pipelines.sampling import sample_responses, vote_responses
+from calm_rag.generation.sampling import sample_responses, vote_responses
 from calm_rag.questions import MCQuestion, ParallelQuestion
 from calm_rag.responses import Response
 from calm_rag.training.config import CalmTrainConfig
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 from calm_rag.voting import VoteResult
 
 Status = Literal["target", "abstained", "tied", "below_threshold"]

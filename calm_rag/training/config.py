@@ -25,9 +25,9 @@ from typing import Any
 from calm_rag.clustering import DEFAULT_THRESHOLD
 from calm_rag.config import check_known_keys, read_toml_table
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import GenerationConfig
+from calm_rag.generation.base import GenerationConfig
 from calm_rag.languages import PAPER_LANGUAGES, parse_languages
-from calm_rag.pipelines.sampling import SamplingConfig
+from calm_rag.generation.sampling import SamplingConfig
 from calm_rag.prompts import Mode
 
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import base_names, check_adapter_base
+from calm_rag.generation.loading import base_names, check_adapter_base
 from calm_rag.training import modeling
 from calm_rag.training.artifacts import RunFolder, read_json, write_json
 

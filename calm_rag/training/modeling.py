@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from calm_rag.generation import base_names, check_adapter_base, load_causal_lm
+from calm_rag.generation.loading import base_names, check_adapter_base, load_causal_lm
 
 
 @dataclass

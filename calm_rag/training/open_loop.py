@@ -30,12 +30,12 @@ from calm_rag.clustering import (
 )
 from calm_rag.errors import CalmRagError
 from calm_rag.freeform_pairs import plan_freeform_pairs, realize_freeform_pairs
-from calm_rag.generation import Generator
+from calm_rag.generation.base import Generator
 from calm_rag.pipelines.freeform import FreeformSample, cluster_samples, sample_answers
 from calm_rag.questions import ParallelQuestion
 from calm_rag.training.calm_loop import Status
 from calm_rag.training.config import CalmTrainConfig
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 
 Progress = Callable[[int], None]
 

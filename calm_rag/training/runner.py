@@ -28,7 +28,9 @@ from calm_rag.clustering import CachedEncoder, Encode
 from calm_rag.config import load_settings
 from calm_rag.data import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import Generator, base_names, check_adapter_base
+from calm_rag.generation.base import Generator
+from calm_rag.generation.transformers_engine import TransformersGenerator
+from calm_rag.generation.loading import base_names, check_adapter_base
 from calm_rag.pipelines.freeform import is_open_dataset, load_encoder, load_open_dataset
 from calm_rag.progress import StageProgress
 from calm_rag.questions import ParallelQuestion
@@ -67,7 +69,7 @@ from calm_rag.training.report import (
     round_metrics,
     target_letters,
 )
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 
 Notify = Callable[[str], None]
 """Called with each warning or note as it happens (they are also in the summary)."""
@@ -128,7 +130,7 @@ class _Run:
         if not getattr(loaded.tokenizer, "chat_template", None):
             raise CalmRagError(f"{loaded.base_id} has no chat template; CALM samples and trains on chat prompts, "
                                "so it needs an instruct model")
-        return Generator(loaded.model, loaded.tokenizer, name=loaded.base_id)
+        return TransformersGenerator(loaded.model, loaded.tokenizer, name=loaded.base_id)
 
     def train(self, number: int, pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """DPO on `pairs`; saves the round's adapter and returns the trainer's log history and timing."""

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from calm_rag.cli import app
-from calm_rag.generation import Generator
+from calm_rag.generation.transformers_engine import TransformersGenerator
 from tests.evaluation.conftest import QueryRecordingIndex, record_prompts
 
 runner = CliRunner()
@@ -109,13 +109,13 @@ def ballots(cache: Path, adapter: bool) -> list[float]:
 def test_compare_to_base_loads_once_and_reports_deltas(dataset: Path, tiny_model: Path, tiny_adapter: Path,
                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loads: list[Any] = []
-    original = Generator.load.__func__  # type: ignore[attr-defined]
+    original = TransformersGenerator.load.__func__  # type: ignore[attr-defined]
 
-    def counting(cls: type[Generator], *args: Any, **kwargs: Any) -> Generator:
+    def counting(cls: type[TransformersGenerator], *args: Any, **kwargs: Any) -> TransformersGenerator:
         loads.append(kwargs.get("adapter"))
         return original(cls, *args, **kwargs)
 
-    monkeypatch.setattr(Generator, "load", classmethod(counting))
+    monkeypatch.setattr(TransformersGenerator, "load", classmethod(counting))
     out = tmp_path / "report"
     payload = eval_json(dataset, "--model", tiny_model, "--adapter", tiny_adapter, "--compare-to", "base",
                         "--languages", "en,de", "--out", out, "--cache-dir", out / "cache")

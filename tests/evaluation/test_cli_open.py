@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from calm_rag.cli import app
-from calm_rag.generation import Generator
+from calm_rag.generation.transformers_engine import TransformersGenerator
 from tests.evaluation.conftest import QueryRecordingIndex, record_prompts, write_open_dataset
 
 runner = CliRunner()
@@ -115,13 +115,13 @@ def test_xquad_r_layout_with_an_index(xquad: Path, tiny_lm_path: Path, tiny_embe
 def test_compare_to_base(open_data: Path, tiny_lm_path: Path, tiny_embedder_path: Path, tiny_adapter: Path,
                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loads: list[Any] = []
-    original = Generator.load.__func__  # type: ignore[attr-defined]
+    original = TransformersGenerator.load.__func__  # type: ignore[attr-defined]
 
-    def counting(cls: type[Generator], *args: Any, **kwargs: Any) -> Generator:
+    def counting(cls: type[TransformersGenerator], *args: Any, **kwargs: Any) -> TransformersGenerator:
         loads.append(kwargs.get("adapter"))
         return original(cls, *args, **kwargs)
 
-    monkeypatch.setattr(Generator, "load", classmethod(counting))
+    monkeypatch.setattr(TransformersGenerator, "load", classmethod(counting))
     out = tmp_path / "report"
     payload = eval_json(open_data, tiny_lm_path, tiny_embedder_path, "--adapter", tiny_adapter, "--compare-to",
                         "base", "--limit", 2, "--out", out, "--cache-dir", out / "cache")

@@ -20,7 +20,7 @@ def embedder(tiny_embedder_path: Path) -> Embedder:
 @pytest.fixture(scope="session")
 def small_embedder_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second tiny model of another dimension (16), for dimension-mismatch errors."""
-    from calm_rag.indexes.tiny import build_tiny_embedder
+    from calm_rag.testing.tiny_embedder import build_tiny_embedder
 
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder-16"), hidden=16, layers=1)
 

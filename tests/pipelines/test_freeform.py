@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from calm_rag.errors import CalmRagError
-from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.generation.base import GenerationConfig, Generator
 from calm_rag.languages import LANGUAGES
 from calm_rag.pipelines.freeform import (FreeformConfig, FreeformQA, FreeformRequest, extract_span,
                                          freeform_messages, is_open_dataset, load_open_dataset,
                                          split_response)
 from calm_rag.prompts import Passage, format_passages
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 from tests.fakes import concept_encoder
 
 

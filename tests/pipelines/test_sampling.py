@@ -1,4 +1,4 @@
-from calm_rag.pipelines.sampling import SamplingConfig, sample_responses, vote_responses
+from calm_rag.generation.sampling import SamplingConfig, sample_responses, vote_responses
 from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
 from tests.fakes import FakeGenerator
 

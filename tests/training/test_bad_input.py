@@ -78,7 +78,7 @@ def test_out_of_memory(tmp_path: Path, recipe: Path, tiny_lm_path: Path, monkeyp
 
 
 def test_model_without_chat_template(tmp_path: Path, dataset: Path, recipe: Path) -> None:
-    from calm_rag.testing import build_tiny_causal_lm
+    from calm_rag.testing.tiny_lm import build_tiny_causal_lm
 
     base = build_tiny_causal_lm(tmp_path / "base-model", chat_template=False)
     fails(["train", str(dataset), "--mode", "direct", "--model", str(base), "--config", str(recipe), "--out",

@@ -6,7 +6,7 @@ from calm_rag.data import load_parallel_dataset
 from calm_rag.training import CalmTrainConfig, build_pairs, choose_target, letter_warnings, sample_round, vote_margin
 from calm_rag.training.calm_loop import samples_from_records
 from calm_rag.training.report import chosen_letter, round_metrics
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 from calm_rag.voting import cross_lingual_vote
 from tests.fakes import FakeGenerator
 

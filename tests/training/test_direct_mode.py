@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from calm_rag.generation import Generator
+from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.prompts import answer_prefill, mcq_messages
 from calm_rag.questions import MCQuestion, make_choices
 
@@ -16,11 +16,11 @@ QUESTIONS = [MCQuestion("q1", lang, f"{lang}: where do you keep milk?", make_cho
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_lm_path: Path) -> Generator:
-    return Generator.load(str(tiny_lm_path), device="cpu")
+def generator(tiny_lm_path: Path) -> TransformersGenerator:
+    return TransformersGenerator.load(str(tiny_lm_path), device="cpu")
 
 
-def test_distributions_sum_to_one_and_match_the_logits(generator: Generator) -> None:
+def test_distributions_sum_to_one_and_match_the_logits(generator: TransformersGenerator) -> None:
     prompts = [generator.render(mcq_messages(q, "direct"), prefill=answer_prefill(q.lang)) for q in QUESTIONS]
     # one batched call: prompts of different lengths are left-padded together
     distributions = generator.label_distributions(prompts, [q.labels for q in QUESTIONS])
@@ -39,6 +39,6 @@ def test_distributions_sum_to_one_and_match_the_logits(generator: Generator) -> 
         assert max(distribution, key=distribution.__getitem__) == question.labels[int(pooled.argmax())]
 
 
-def _single_tokens(generator: Generator, label: str) -> list[int]:
+def _single_tokens(generator: TransformersGenerator, label: str) -> list[int]:
     found = [generator.tokenizer.encode(v, add_special_tokens=False) for v in (label, " " + label)]
     return sorted({ids[0] for ids in found if len(ids) == 1})

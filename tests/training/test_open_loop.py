@@ -11,7 +11,7 @@ from calm_rag.training.open_loop import (
     sample_open_round,
 )
 from calm_rag.training.report import open_round_metrics
-from calm_rag.translation import Translator
+from calm_rag.generation.translation import Translator
 from tests.fakes import FakeGenerator, concept_encoder
 
 GOLD = {"en": "Paris", "de": "Paris", "zh": "巴黎"}

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from calm_rag.cli import app
-from calm_rag.generation import Generator
+from calm_rag.generation.transformers_engine import TransformersGenerator
 from tests.fakes import FakeGenerator
 
 runner = CliRunner()
@@ -65,7 +65,7 @@ def test_full_direct_run(tmp_path: Path, dataset: Path, recipe: Path, tiny_lm_pa
     assert adapter and all("lora_" in name for name in adapter)
     assert any(tensor.abs().sum() > 0 for name, tensor in adapter.items() if "lora_B" in name)
     base = load_file(tiny_lm_path / "model.safetensors")
-    loaded = Generator.load(str(tiny_lm_path), adapter=out, device="cpu", merge_adapter=False)
+    loaded = TransformersGenerator.load(str(tiny_lm_path), adapter=out, device="cpu", merge_adapter=False)
     state = loaded.model.state_dict()
     for name, tensor in base.items():
         module, parameter = name.rsplit(".", 1)
@@ -200,7 +200,7 @@ def test_cot_two_rounds(tmp_path: Path, dataset: Path, recipe: Path, tiny_lm_pat
     """The tiny random model rarely writes a parseable explanation, so sampling and translation go through the
     deterministic fake generator, while DPO trains the real tiny model, over two rounds."""
     knowledge = {"en": "fridge", "de": "Regal", "zh": "冰箱"}  # German disagrees with the consensus
-    monkeypatch.setattr("calm_rag.training.runner.Generator", lambda model, tokenizer, name: FakeGenerator(knowledge))
+    monkeypatch.setattr("calm_rag.training.runner.TransformersGenerator", lambda model, tokenizer, name: FakeGenerator(knowledge))
     out = tmp_path / "cot"
     result = runner.invoke(app, ["train", str(dataset), "--split", "train", "--limit", "2", "--mode", "cot",
                                  "--samples", "2", "--rounds", "2", "--model", str(tiny_lm_path), "--config",
@@ -214,4 +214,4 @@ def test_cot_two_rounds(tmp_path: Path, dataset: Path, recipe: Path, tiny_lm_pat
     assert [s["round"] for s in read_jsonl(out / "samples.jsonl")] == [1, 1, 2, 2]
     adapter = load_file(out / "adapter_model.safetensors")
     assert not any(".ref." in name for name in adapter)  # round 2's frozen reference copy is not saved
-    Generator.load(str(tiny_lm_path), adapter=out, device="cpu")
+    TransformersGenerator.load(str(tiny_lm_path), adapter=out, device="cpu")

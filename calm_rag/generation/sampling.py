@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from calm_rag.errors import CalmRagError
 from calm_rag.extraction import extract_letter
-from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.generation.base import GenerationConfig, Generator
 from calm_rag.languages import PAPER_LANGUAGES, get_language
 from calm_rag.prompts import Mode, Passage, answer_prefill, mcq_messages
 from calm_rag.questions import MCQuestion, ParallelQuestion

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from calm_rag.generation import GenerationConfig, Generator
+from calm_rag.generation.base import GenerationConfig, Generator
 from calm_rag.prompts import translation_messages
 from calm_rag.questions import Choice, MCQuestion
 

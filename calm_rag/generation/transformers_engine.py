@@ -1,4 +1,4 @@
-"""The generation backend over transformers: load once, generate many prompts in few batched calls.
+"""The transformers engine: load once, generate many prompts in few batched calls.
 
 Why batched: cross-lingual voting asks the same question in L languages x K samples. One
 left-padded `generate` call over all L*K prompts (split only by `batch_size`, the memory budget)
@@ -12,94 +12,21 @@ labels that are not single tokens are scored as full sequences instead.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from calm_rag.errors import CalmRagError
+from calm_rag.generation.base import GenerationConfig, Progress
+from calm_rag.generation.loading import base_names, check_adapter_base, load_causal_lm
 from calm_rag.prompts import Message
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
-    max_new_tokens: int = 256
-    temperature: float = 0.7
-    """0 means greedy decoding."""
-    top_p: float = 0.95
-    seed: int = 0
-    batch_size: int = 32
-    """At most this many sequences per `generate` call: the memory budget."""
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise CalmRagError("max_new_tokens must be at least 1")
-        if self.temperature < 0:
-            raise CalmRagError("temperature must be >= 0")
-        if not 0 < self.top_p <= 1:
-            raise CalmRagError("top_p must be in (0, 1]")
-        if self.batch_size < 1:
-            raise CalmRagError("batch_size must be at least 1")
-
-
-GREEDY = GenerationConfig(temperature=0.0)
-Progress = Callable[[int], None]
-"""Called with the number of prompts just finished."""
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CalmRagError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
-
-
-def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    try:
-        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
-    except KeyError:
-        raise CalmRagError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
-
-
-def load_causal_lm(path: Path, *, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """(model on `device`, tokenizer) from a local folder; shared by answering and training."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target = pick_device(device)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, target))
-    except (OSError, ValueError) as error:
-        raise CalmRagError(f"cannot load model from {path}: {error}".splitlines()[0]) from None
-    return model.to(target), tokenizer
-
-
-def base_names(resolved: Any) -> list[str]:
-    """The names an adapter's recorded base may carry to count as `resolved` (a `ResolvedModel`)."""
-    return [str(resolved.path), resolved.name, resolved.hub_id or ""]
-
-
-def check_adapter_base(adapter: Path, accepted_bases: Sequence[str]) -> None:
-    """Refuse an adapter trained on another base model (its adapter_config names the base)."""
-    config_file = adapter / "adapter_config.json"
-    if not config_file.is_file():
-        raise CalmRagError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
-    base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
-    known = {str(name).rstrip("/") for name in accepted_bases if name}
-    if base and base.rstrip("/") not in known:
-        raise CalmRagError(f"adapter {adapter} was trained on {base!r}, not on the model given "
-                           f"({', '.join(sorted(known))}); pass the matching --model")
-
-
-class Generator:
-    """A causal LM and its tokenizer, ready for batched chat generation and label scoring."""
+class TransformersGenerator:
+    """The `Generator` on in-process transformers: a causal LM and its tokenizer, for batched chat generation
+    and label scoring. The reference engine, and the one training and CUDA use."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "model", plain_prompts: bool = False) -> None:
         """`plain_prompts`: accept a model without a chat template (a base model) and prompt it with plain
@@ -122,7 +49,7 @@ class Generator:
 
     @classmethod
     def load(cls, name_or_path: str, *, adapter: str | Path | None = None, device: str = "auto",
-             dtype: str = "auto", plain_prompts: bool = False, merge_adapter: bool = True) -> Generator:
+             dtype: str = "auto", plain_prompts: bool = False, merge_adapter: bool = True) -> TransformersGenerator:
         """Resolve `name_or_path` (short name, hub id or local folder), load it, attach a LoRA adapter.
 
         The adapter is folded into the weights unless `merge_adapter` is False: unmerged LoRA layers add
