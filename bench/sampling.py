@@ -28,7 +28,7 @@ from calm_rag.errors import CalmRagError
 from calm_rag.generation.loading import pick_device
 from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.prompts import mcq_messages
-from calm_rag.questions import MCQuestion, make_choices
+from calm_rag.questions import Question, make_choices
 
 QUESTION = {
     "en": ("Where in the eastern US would you find an anemone?", ["flower bed", "florida keys", "tide pool", "coral sea", "aquarium"]),
@@ -99,7 +99,7 @@ def main() -> None:
     prompts = []
     for lang in languages:
         text, options = QUESTION[lang]
-        question = MCQuestion("q", lang, text, make_choices(options))
+        question = Question("q", lang, text, make_choices(options))
         prompts += [generator.render(mcq_messages(question))] * args.samples
     # warm-up at both batch shapes: the first call at a new shape pays for kernel selection (large on CUDA)
     timed_generate(generator, prompts, 4, batch=True)

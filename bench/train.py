@@ -54,13 +54,13 @@ def _peak_rss_mb() -> float:
 def _pairs(count: int) -> list[dict[str, Any]]:
     """CALM direct-mode pairs: the consensus option preferred over another, in three languages."""
     from calm_rag.prompts import mcq_messages
-    from calm_rag.questions import MCQuestion, make_choices
+    from calm_rag.questions import Question, make_choices
 
     pairs = []
     for index in range(count):
         lang = list(QUESTION)[index % len(QUESTION)]
         text, options, label = QUESTION[lang]
-        question = MCQuestion(f"q{index}", lang, text, make_choices(options))
+        question = Question(f"q{index}", lang, text, make_choices(options))
         wrong = "ABDE"[index % 4]
         wrong_text = options["ABCDE".index(wrong)]
         pairs.append({"prompt": mcq_messages(question, "direct"),
@@ -117,12 +117,12 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, che
 def worker_sampling(model_path: str, questions: int, samples: int, cot_tokens: int) -> dict[str, Any]:
     """Seconds per question to sample all languages x samples, direct vs cot (cot at `cot_tokens` new tokens)."""
     from calm_rag.generation.base import GenerationConfig
-from calm_rag.generation.transformers_engine import TransformersGenerator
-    from calm_rag.generation.sampling import SamplingConfig, sample_responses
-    from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
+    from calm_rag.generation.sampling import SamplingConfig, sample_choice_responses
+    from calm_rag.generation.transformers_engine import TransformersGenerator
+    from calm_rag.questions import ParallelQuestion, Question, make_choices
 
     generator = TransformersGenerator.load(model_path, device="cpu", dtype="float32")
-    parallel = [ParallelQuestion(f"q{i}", {lang: MCQuestion(f"q{i}", lang, f"{text} ({i})", make_choices(options))
+    parallel = [ParallelQuestion(f"q{i}", {lang: Question(f"q{i}", lang, f"{text} ({i})", make_choices(options))
                                            for lang, (text, options, _) in QUESTION.items()}, "en")
                 for i in range(questions)]
     result: dict[str, Any] = {"questions": questions, "languages": list(QUESTION), "samples": samples,
@@ -130,9 +130,9 @@ from calm_rag.generation.transformers_engine import TransformersGenerator
     for mode in ("direct", "cot"):
         config = SamplingConfig(languages=tuple(QUESTION), samples=samples, mode=mode,  # type: ignore[arg-type]
                                 generation=GenerationConfig(max_new_tokens=cot_tokens, batch_size=32))
-        sample_responses(generator, parallel[:1], config)  # warm-up
+        sample_choice_responses(generator, parallel[:1], config)  # warm-up
         began = time.perf_counter()
-        sample_responses(generator, parallel, config)
+        sample_choice_responses(generator, parallel, config)
         result[f"{mode}_s_per_question"] = (time.perf_counter() - began) / questions
     result["cot_over_direct"] = result["cot_s_per_question"] / result["direct_s_per_question"]
     return result

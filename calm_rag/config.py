@@ -27,6 +27,13 @@ class Settings:
     languages: tuple[str, ...] = ("en", "zh", "de", "fr", "it", "ja")
     samples: int = 3
     device: str = "auto"
+    engine: str = "transformers"
+    """Generator engine for ask/eval/train sampling: transformers, llama.cpp or openai (`--engine`)."""
+
+    @property
+    def eval_cache(self) -> Path:
+        """Cache of finished eval items, beside the model cache (`calm-rag eval --cache-dir` overrides)."""
+        return self.model_cache.parent / "eval"
 
 
 _ENV = {
@@ -37,6 +44,7 @@ _ENV = {
     "languages": "CALM_RAG_LANGUAGES",
     "samples": "CALM_RAG_SAMPLES",
     "device": "CALM_RAG_DEVICE",
+    "engine": "CALM_RAG_ENGINE",
 }
 
 

@@ -9,6 +9,7 @@ adding one entry to `LANGUAGES`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from calm_rag.errors import CalmRagError
@@ -33,7 +34,7 @@ class Language:
     colon: str = ": "
     answer_markers: tuple[str, ...] = ()
     """Further words that introduce an answer in model output, besides `answer_label`."""
-    freeform_instruction: str = ""
+    open_instruction: str = ""
     """Instruction for open questions: a short explanation, then a concise final answer line."""
 
     @property
@@ -51,7 +52,7 @@ class Language:
 def _entry(code: str, name: str, instruction: str, direct: str, freeform: str, question: str, options: str,
            explanation: str, answer: str, context: str, markers: tuple[str, ...], colon: str = ": ") -> Language:
     return Language(code=code, name=name, instruction=instruction, direct_instruction=direct,
-                    freeform_instruction=freeform, question_label=question, options_label=options,
+                    open_instruction=freeform, question_label=question, options_label=options,
                     explanation_label=explanation, answer_label=answer, context_label=context, colon=colon,
                     answer_markers=markers)
 
@@ -175,3 +176,17 @@ def parse_languages(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     if not codes:
         raise CalmRagError("no languages given; pass e.g. --languages en,zh,de")
     return codes
+
+
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+MAX_LANGUAGE_TAG = 35
+"""RFC 5646 asks implementations to handle tags of at least 35 characters; longer ones are not language tags."""
+
+
+def is_language_tag(value: object) -> bool:
+    """Whether `value` may stand as a document's language: a registry code, or a BCP-47-shaped tag
+    ('pt-BR', 'zh-Hant', 'yue'). What this refuses can never reach a prompt as a language (prompt injection
+    through a corpus's `lang` field)."""
+    if not isinstance(value, str) or len(value) > MAX_LANGUAGE_TAG:
+        return False
+    return value in LANGUAGES or _LANGUAGE_TAG.fullmatch(value) is not None

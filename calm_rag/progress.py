@@ -51,6 +51,18 @@ class ProgressDisplay:
         elif self.log:
             self._log_line(stage, done, total)
 
+    def stage(self, message: str) -> None:
+        """A step without a count (`calm_rag.models.pull.PullProgress`): one line, on a terminal or in a log."""
+        if self.live or self.log:
+            self.console.print(message, highlight=False, soft_wrap=True)
+
+    def task(self, description: str, total: int | None) -> _Task:
+        """A counted step (`PullProgress`): a bar on a terminal, a line per tenth in a log."""
+        return _Task(self.counter(description, total or 0))
+
+    def done(self) -> None:
+        """`PullProgress`' end: nothing left to close (the `with` block ends the bars)."""
+
     def counter(self, stage: str, total: int) -> Callable[[int], None]:
         """A callback taking the number of items just finished, for work that reports increments."""
         done = 0
@@ -76,3 +88,10 @@ class ProgressDisplay:
         share = done / total if total else 1.0
         self.console.print(f"{stage}: {done}/{total} ({share:.0%}) {minutes}m{seconds:02d}s",
                            highlight=False, soft_wrap=True)
+
+
+class _Task:
+    """What `ProgressDisplay.task` hands out: `advance(amount)` adds to its stage."""
+
+    def __init__(self, advance: Callable[[int], None]) -> None:
+        self.advance = advance

@@ -6,23 +6,37 @@ takes the same messages in preference pairs.
 
 Retrieved text is data, not instructions: each passage sits in a delimited, numbered block
 labelled with its source and language, and anything that could close the block or the chat
-turn (chat special tokens, our own delimiters) is removed from it first.
+turn is removed from it first: a fixed floor of the common chat templates' markup and our own
+delimiters, plus every added/special token of the tokenizer in use (`special_tokens`, which the
+generator supplies; Qwen2.5's `<tool_call>` is one such token that no fixed list would know).
+Every attribute of a block (source, language) is sanitized the same way, flattened to one line
+and escaped, and a language that is not a language tag is written as `?`: a corpus's `lang`
+field once opened a real system turn.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from calm_rag.languages import LANGUAGES, get_language
-from calm_rag.questions import MCQuestion
+from calm_rag.languages import LANGUAGES, get_language, is_language_tag
+from calm_rag.questions import Question
 
 Mode = Literal["cot", "direct"]
 Message = dict[str, str]
+TranslationRequest = tuple[str, str, str]
+"""(text, source language, target language)."""
+Translate = Callable[[Sequence[TranslationRequest]], list[str]]
+"""Translates a batch of requests (the generator's `Translator.translate_many`); how pair planning gets text
+written without depending on a model."""
 
 _CONTROL = re.compile(r"<\|[^|>]{0,40}\|>|</?passages?[^>]*>|\[/?INST\]|</?s>|<(?:start|end)_of_turn>", re.IGNORECASE)
+"""The floor: markup of the common chat templates and our own delimiters, stripped whatever the tokenizer."""
+MAX_ATTRIBUTE = 200
+"""Characters of a source name kept in a passage's label; the text itself is the passage's content."""
 
 
 @dataclass(frozen=True)
@@ -34,22 +48,70 @@ class Passage:
     lang: str | None = None
 
 
-def sanitize_passage(text: str) -> str:
-    """Strip what could end the passage block or the chat turn."""
-    return _CONTROL.sub(" ", text).strip()
+def tokenizer_control_tokens(tokenizer: Any) -> frozenset[str]:
+    """Every added and special token of a Hugging Face tokenizer (duck-typed: no transformers import here),
+    without whitespace-only ones (some tokenizers add runs of spaces; they cannot end a turn, and stripping
+    them would mangle text). What a generator passes as `special_tokens`."""
+    found: set[str] = set(getattr(tokenizer, "all_special_tokens", None) or ())
+    added = getattr(tokenizer, "get_added_vocab", None)
+    if callable(added):
+        found.update(added())
+    return frozenset(token for token in found if isinstance(token, str) and token.strip())
 
 
-def format_passages(passages: Sequence[Passage], lang: str) -> str:
+@functools.lru_cache(maxsize=8)
+def _lowered(tokens: frozenset[str]) -> tuple[tuple[str, str], ...]:
+    """(token, lowercased token), longest first, whitespace-only tokens left out."""
+    kept = sorted((token for token in tokens if token.strip()), key=lambda token: (-len(token), token))
+    return tuple((token, token.lower()) for token in kept)
+
+
+def _strip_tokens(text: str, tokens: tuple[tuple[str, str], ...]) -> str:
+    """Replace each token present (case-insensitively: some tokenizers normalise case first) by a space. A
+    substring test per token keeps this fast for tokenizers with thousands of added tokens."""
+    lowered = text.lower()
+    present = [token for token, low in tokens if low in lowered]
+    if not present:
+        return text
+    return re.sub("|".join(map(re.escape, present)), " ", text, flags=re.IGNORECASE)
+
+
+def sanitize_passage(text: str, special_tokens: Collection[str] = ()) -> str:
+    """Strip what could end the passage block or the chat turn: the fixed `_CONTROL` floor and every token
+    in `special_tokens` (the tokenizer's added/special tokens, see `tokenizer_control_tokens`). Repeated until
+    nothing changes, so removing one piece cannot join its neighbours into another (each round removes
+    non-space characters, so this ends)."""
+    tokens = _lowered(special_tokens if isinstance(special_tokens, frozenset) else frozenset(special_tokens))
+    previous = None
+    while text != previous:
+        previous = text
+        text = _strip_tokens(_CONTROL.sub(" ", text), tokens)
+    return text.strip()
+
+
+def _attribute(value: str, special_tokens: Collection[str]) -> str:
+    """A value for a passage label's `name="..."`: sanitized, on one line, bounded, with `&<>"` escaped."""
+    flat = " ".join(sanitize_passage(value, special_tokens).split())
+    if len(flat) > MAX_ATTRIBUTE:
+        flat = flat[:MAX_ATTRIBUTE - 1] + "…"
+    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def format_passages(passages: Sequence[Passage], lang: str, special_tokens: Collection[str] = ()) -> str:
+    """The numbered passage blocks under the localized context heading. `special_tokens`: the added/special
+    tokens of the tokenizer that will read the prompt (the generator's `special_tokens`)."""
     language = get_language(lang)
+    tokens = frozenset(special_tokens)
     blocks = []
     for number, passage in enumerate(passages, start=1):
-        source = sanitize_passage(passage.source).replace('"', "'")
-        blocks.append(f'<passage id="{number}" source="{source}" lang="{passage.lang or "?"}">\n'
-                      f"{sanitize_passage(passage.text)}\n</passage>")
+        source = _attribute(passage.source, tokens)
+        passage_lang = passage.lang if is_language_tag(passage.lang) else "?"
+        blocks.append(f'<passage id="{number}" source="{source}" lang="{passage_lang}">\n'
+                      f"{sanitize_passage(passage.text, tokens)}\n</passage>")
     return f"{language.context_label}{language.colon.strip()}\n<passages>\n" + "\n".join(blocks) + "\n</passages>"
 
 
-def question_block(question: MCQuestion) -> str:
+def question_block(question: Question) -> str:
     language = get_language(question.lang)
     colon = language.colon
     options = "\n".join(f"{choice.label}. {choice.text}" for choice in question.choices)
@@ -57,14 +119,27 @@ def question_block(question: MCQuestion) -> str:
             f"{language.options_label}{colon.rstrip()}\n{options}")
 
 
-def mcq_messages(question: MCQuestion, mode: Mode = "cot", passages: Sequence[Passage] = ()) -> list[Message]:
-    """The user turn asking `question` in its own language."""
+def mcq_messages(question: Question, mode: Mode = "cot", passages: Sequence[Passage] = (),
+                 special_tokens: Collection[str] = ()) -> list[Message]:
+    """The user turn asking `question` in its own language (`special_tokens`: see `format_passages`)."""
     language = get_language(question.lang)
     instruction = language.instruction if mode == "cot" else language.direct_instruction
     parts = [instruction]
     if passages:
-        parts.append(format_passages(passages, question.lang))
+        parts.append(format_passages(passages, question.lang, special_tokens))
     parts.append(question_block(question))
+    return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def open_messages(question: str, lang: str, passages: Sequence[Passage] = (),
+                  special_tokens: Collection[str] = ()) -> list[Message]:
+    """The user turn asking an open `question` in `lang`: the short-answer instruction, the passages
+    (as data, exactly like the multiple-choice prompt), then the question."""
+    language = get_language(lang)
+    parts = [language.open_instruction]
+    if passages:
+        parts.append(format_passages(passages, lang, special_tokens))
+    parts.append(f"{language.question_label}{language.colon}{question.strip()}")
     return [{"role": "user", "content": "\n\n".join(parts)}]
 
 

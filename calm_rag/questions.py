@@ -22,7 +22,7 @@ class Choice:
 
 
 @dataclass(frozen=True)
-class MCQuestion:
+class Question:
     """One question in one language. `choices` is empty for open (free-form) questions."""
 
     id: str
@@ -39,7 +39,7 @@ class MCQuestion:
     def choice_text(self, label: str) -> str | None:
         return next((choice.text for choice in self.choices if choice.label == label), None)
 
-    def permuted(self, shift: int) -> tuple[MCQuestion, dict[str, str]]:
+    def permuted(self, shift: int) -> tuple[Question, dict[str, str]]:
         """The question with its options rotated by `shift` and relabelled A, B, ...
 
         Returns the shown question and the map shown label -> original label. Cyclic
@@ -52,10 +52,10 @@ class MCQuestion:
         order = [self.choices[(index + shift) % count] for index in range(count)]
         shown = tuple(Choice(OPTION_LABELS[index], choice.text) for index, choice in enumerate(order))
         mapping = {OPTION_LABELS[index]: choice.label for index, choice in enumerate(order)}
-        return MCQuestion(self.id, self.lang, self.question, shown, None), mapping
+        return Question(self.id, self.lang, self.question, shown, None), mapping
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], *, where: str = "record") -> MCQuestion:
+    def from_record(cls, record: dict[str, Any], *, where: str = "record") -> Question:
         """Build from the dataset/`vote` JSON record format; `where` names the line in errors."""
         for key in ("id", "lang", "question"):
             if not isinstance(record.get(key), str) or not record[key].strip():
@@ -90,6 +90,9 @@ def make_choices(texts: list[str]) -> tuple[Choice, ...]:
         raise CalmRagError(f"at most {len(OPTION_LABELS)} choices are supported, got {len(cleaned)}")
     if any(not text for text in cleaned):
         raise CalmRagError("a choice is empty")
+    repeated = sorted({text for text in cleaned if cleaned.count(text) > 1})
+    if repeated:
+        raise CalmRagError(f"the same choice is given twice: {', '.join(repeated)}")
     return tuple(Choice(OPTION_LABELS[index], text) for index, text in enumerate(cleaned))
 
 
@@ -98,7 +101,7 @@ class ParallelQuestion:
     """The same question in several languages; `source_lang` is the language it was asked in."""
 
     id: str
-    versions: dict[str, MCQuestion]
+    versions: dict[str, Question]
     source_lang: str
     answer: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""`Response`: one sampled answer of the generator, with everything voting and pairs need.
+"""Sampled answers of the generator, with everything voting and pairs need: `ChoiceResponse` for
+multiple-choice questions, `OpenResponse` for open ones.
 
 Letters are kept in two label spaces: `shown` is the question as the model saw it (options
 possibly rotated), `label_map` maps its labels back to the original ones, and `letter` /
@@ -11,16 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from calm_rag.prompts import Message
-from calm_rag.questions import MCQuestion
+from calm_rag.questions import Question
 
 
 @dataclass(frozen=True)
-class Response:
+class ChoiceResponse:
     lang: str
     text: str
     letter: str | None
     """The extracted answer in the original label space; None when nothing parseable was stated."""
-    shown: MCQuestion
+    shown: Question
     label_map: dict[str, str] = field(default_factory=dict)
     """Shown label -> original label (identity when options were not permuted)."""
     distribution: dict[str, float] | None = None
@@ -38,3 +39,15 @@ class Response:
     def shown_label(self, original: str) -> str:
         """The label under which original option `original` appears in this response's prompt."""
         return next((shown for shown, orig in self.label_map.items() if orig == original), original)
+
+
+@dataclass(frozen=True)
+class OpenResponse:
+    """One sampled response to an open question in one language."""
+
+    lang: str
+    text: str
+    span: str | None
+    """The extracted short answer; None when unparseable."""
+    explanation: str
+    prompt: tuple[Message, ...]

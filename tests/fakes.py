@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -36,7 +37,7 @@ class FakeGenerator:
             target = next(code for code, lang in LANGUAGES.items() if lang.name == translate.group(2))
             return f"[{target}] {translate.group(3)}"
         open_lang = next((code for code, language in LANGUAGES.items()
-                          if prompt.startswith(language.freeform_instruction)), None)
+                          if prompt.startswith(language.open_instruction)), None)
         if open_lang:
             language = LANGUAGES[open_lang]
             known = self.knowledge.get(open_lang)
@@ -83,3 +84,37 @@ def concept_encoder(concepts: dict[str, int], calls: list[list[str]] | None = No
         return rows
 
     return encode
+
+
+class ScriptedGenerator:
+    """Answers an open-question prompt in language L with `script[L][k]` for its k-th copy in a batch;
+    translation prompts come back as "[<target>] <text>"."""
+
+    name = "scripted"
+    has_chat_template = True
+
+    def __init__(self, script: dict[str, list[str]]) -> None:
+        self.script = script
+        self.calls: list[list[str]] = []
+
+    def render(self, messages: Sequence[dict[str, str]], prefill: str = "") -> str:
+        return "\n".join(message["content"] for message in messages) + "\n<assistant>" + prefill
+
+    def generate(self, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(),
+                 progress: Callable[[int], None] | None = None) -> list[str]:
+        self.calls.append(list(prompts))
+        seen: Counter[str] = Counter()
+        outputs = []
+        for prompt in prompts:
+            translate = re.match(r"Translate the following \w+ text into (\w+)\..*?\n\n(.*)\n<assistant>", prompt, re.S)
+            if translate:
+                target = next(code for code, lang in LANGUAGES.items() if lang.name == translate.group(1))
+                outputs.append(f"[{target}] {translate.group(2)}")
+                continue
+            lang = next(code for code, language in LANGUAGES.items()
+                        if prompt.startswith(language.open_instruction))
+            outputs.append(self.script[lang][seen[prompt] % len(self.script[lang])])
+            seen[prompt] += 1
+        if progress:
+            progress(len(prompts))
+        return outputs

@@ -4,14 +4,13 @@ import pytest
 import torch
 
 from calm_rag.errors import CalmRagError
-from calm_rag.testing.tiny_lm import build_tiny_causal_lm
-
 from calm_rag.generation.base import GenerationConfig
 from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.prompts import answer_prefill, mcq_messages
-from calm_rag.questions import MCQuestion, make_choices
+from calm_rag.questions import Question, make_choices
+from calm_rag.testing.tiny_lm import build_tiny_causal_lm
 
-QUESTION = MCQuestion("q", "de", "Woher?", make_choices(["Stadt", "Krankenhaus", "Schulen"]))
+QUESTION = Question("q", "de", "Woher?", make_choices(["Stadt", "Krankenhaus", "Schulen"]))
 
 
 def test_render_uses_chat_template_and_prefill(tiny_generator: TransformersGenerator) -> None:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig
 from calm_rag.config import check_known_keys, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
-from calm_rag.languages import PAPER_LANGUAGES, parse_languages
 from calm_rag.generation.sampling import SamplingConfig
+from calm_rag.languages import PAPER_LANGUAGES, parse_languages
 from calm_rag.prompts import Mode
+from calm_rag.voting import DEFAULT_THRESHOLD, ClusterConfig
 
 SAMPLED_TEMPERATURE = 0.7
 """Temperature for chain-of-thought runs with several samples per language (one sample is greedy)."""

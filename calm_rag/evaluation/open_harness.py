@@ -2,7 +2,7 @@
 question in every language in batched calls, score by semantic match, and cache finished items so
 that an interrupted run resumes.
 
-The shape is `calm_rag.evaluation.harness`'s: chunks of whole questions, each (question, language)
+The shape is `calm_rag.evaluation.choice_harness`'s: chunks of whole questions, each (question, language)
 pair sampled as its own single-language `ParallelQuestion` so that every language's prompt carries
 the passages retrieved with that language's version of the question, the chunk's records appended
 to the cache, and `--compare-to base` run on the same weights inside peft's `disable_adapter()`.
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from calm_rag.clustering import CachedEncoder
 from calm_rag.config import Settings, load_settings
-from calm_rag.data import dataset_hash
+from calm_rag.data.open import load_open_dataset
+from calm_rag.data.parallel import dataset_hash
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.cache import ItemCache
 from calm_rag.evaluation.config import OpenEvalConfig
-from calm_rag.evaluation.harness import (
+from calm_rag.evaluation.choice_harness import (
     EvalModel,
     Progress,
     ProgressFactory,
@@ -35,14 +35,12 @@ from calm_rag.evaluation.harness import (
 )
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.generation.base import Generator
-from calm_rag.pipelines.freeform import (
-    FreeformSample,
-    load_encoder,
-    load_open_dataset,
-    sample_answers,
-)
+from calm_rag.generation.open_sampling import sample_open_responses
+from calm_rag.indexes.encoder import load_encoder
 from calm_rag.prompts import Passage
 from calm_rag.questions import ParallelQuestion
+from calm_rag.responses import OpenResponse
+from calm_rag.voting import CachedEncoder
 
 
 @dataclass
@@ -82,8 +80,8 @@ def evaluate_open(generator: Generator, questions: Sequence[ParallelQuestion], c
     generation = config.generation()
 
     def answer_units(units: list[ParallelQuestion], passages: list[list[Passage]] | None,
-                     progress: Progress | None) -> list[dict[str, list[FreeformSample]]]:
-        return sample_answers(generator, units, config.languages, config.samples, generation, passages,
+                     progress: Progress | None) -> list[dict[str, list[OpenResponse]]]:
+        return sample_open_responses(generator, units, config.languages, config.samples, generation, passages,
                               progress=progress)
 
     return answer_with_cache(questions, config.languages, config.samples, config.batch_size, answer_units,

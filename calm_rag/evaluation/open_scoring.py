@@ -6,7 +6,7 @@ consensus and every metric are recomputed from the stored spans, so a resumed ru
 cached items exactly like fresh ones, and a new `--threshold` or `--embedder` re-scores
 without generating again.
 
-Matching is `calm_rag.clustering`'s own rule, so "correct" means what "the same answer"
+Matching is `calm_rag.voting.clustering`'s own rule, so "correct" means what "the same answer"
 means to the vote: the same normalized text (exact match), else equal numbers, else an
 embedding cosine at or above the threshold (semantic match).
 """
@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from calm_rag.clustering import (
+from calm_rag.questions import ParallelQuestion
+from calm_rag.responses import OpenResponse
+from calm_rag.voting import (
     DEFAULT_THRESHOLD,
     CachedEncoder,
     ClusterConfig,
@@ -31,9 +33,7 @@ from calm_rag.clustering import (
     semantic_match,
     truncate,
 )
-from calm_rag.pipelines.freeform import FreeformSample
-from calm_rag.questions import ParallelQuestion
-from calm_rag.voting import mean_consistency
+from calm_rag.voting.vote import mean_consistency
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class OpenItemRecord:
     texts: dict[str, list[str]]
 
     @classmethod
-    def from_samples(cls, question: ParallelQuestion, samples: Mapping[str, Sequence[FreeformSample]]
+    def from_samples(cls, question: ParallelQuestion, samples: Mapping[str, Sequence[OpenResponse]]
                      ) -> OpenItemRecord:
         return cls(question.id, {lang: question.versions[lang].answer for lang in samples},
                    {lang: [sample.span for sample in items] for lang, items in samples.items()},

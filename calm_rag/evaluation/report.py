@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from calm_rag.errors import CalmRagError
-from calm_rag.evaluation.scoring import top_letter_share
+from calm_rag.evaluation.choice_scoring import top_letter_share
 
 SCALARS = ("mean_accuracy", "mean_exact_match", "vote_accuracy", "vote_exact_match", "consistency",
            "top_letter_share")

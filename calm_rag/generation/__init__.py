@@ -19,18 +19,19 @@ _EXPORTS = {
     "load_generator": "engines",
     "TransformersGenerator": "transformers_engine",
     "SamplingConfig": "sampling",
-    "sample_responses": "sampling",
+    "sample_choice_responses": "sampling",
     "Translator": "translation",
 }
 
 if TYPE_CHECKING:
     from calm_rag.generation.base import ENGINES, GenerationConfig, Generator, check_engine
     from calm_rag.generation.engines import EngineConfig, load_generator
-    from calm_rag.generation.sampling import SamplingConfig, sample_responses
+    from calm_rag.generation.sampling import SamplingConfig, sample_choice_responses
     from calm_rag.generation.transformers_engine import TransformersGenerator
     from calm_rag.generation.translation import Translator
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["ENGINES", "EngineConfig", "GenerationConfig", "Generator", "SamplingConfig", "Translator",
+           "TransformersGenerator", "check_engine", "load_generator", "sample_choice_responses"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """CALM sampling: every question in every language, K samples each, in few batched calls.
 
 Option-order permutation is the source of variation between samples: sample k of the i-th
-language sees the options rotated by i*K + k positions (see `MCQuestion.permuted`), and its
+language sees the options rotated by i*K + k positions (see `Question.permuted`), and its
 answer is mapped back to the original labels before voting. Over the L*K samples every option
 appears in every position about equally often, which cancels a model's preference for one
 letter. In `direct` mode each "sample" is the exact label distribution of one rotation.
@@ -13,13 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from calm_rag.errors import CalmRagError
-from calm_rag.extraction import extract_letter
 from calm_rag.generation.base import GenerationConfig, Generator
 from calm_rag.languages import PAPER_LANGUAGES, get_language
 from calm_rag.prompts import Mode, Passage, answer_prefill, mcq_messages
-from calm_rag.questions import MCQuestion, ParallelQuestion
-from calm_rag.responses import Response
-from calm_rag.voting import VoteResult, cross_lingual_vote
+from calm_rag.questions import ParallelQuestion, Question
+from calm_rag.responses import ChoiceResponse
+from calm_rag.voting.extraction import extract_letter
 
 Progress = Callable[[int], None]
 
@@ -48,7 +47,7 @@ class SamplingConfig:
 class _Slot:
     question: int
     lang: str
-    shown: MCQuestion
+    shown: Question
     label_map: dict[str, str]
     prompt: tuple[dict[str, str], ...]
 
@@ -75,13 +74,13 @@ def _slots(questions: Sequence[ParallelQuestion], config: SamplingConfig,
     return slots
 
 
-def sample_responses(generator: Generator, questions: Sequence[ParallelQuestion], config: SamplingConfig,
+def sample_choice_responses(generator: Generator, questions: Sequence[ParallelQuestion], config: SamplingConfig,
                      passages: Sequence[Sequence[Passage]] | None = None, progress: Progress | None = None
-                     ) -> list[dict[str, list[Response]]]:
+                     ) -> list[dict[str, list[ChoiceResponse]]]:
     """For each question: language -> its K responses, in sample order. A question is sampled in the
     configured languages it has a version in."""
     slots = _slots(questions, config, passages)
-    results: list[dict[str, list[Response]]] = [
+    results: list[dict[str, list[ChoiceResponse]]] = [
         {lang: [] for lang in _languages_of(question, config.languages)} for question in questions]
     if config.mode == "direct":
         prompts = [generator.render(slot.prompt, prefill=answer_prefill(slot.lang)) for slot in slots]
@@ -91,7 +90,7 @@ def sample_responses(generator: Generator, questions: Sequence[ParallelQuestion]
             distribution = {slot.label_map[label]: p for label, p in shown_distribution.items()}
             best_shown = max(shown_distribution, key=shown_distribution.__getitem__)
             text = get_language(slot.lang).answer_line(best_shown, slot.shown.choice_text(best_shown))
-            results[slot.question][slot.lang].append(Response(
+            results[slot.question][slot.lang].append(ChoiceResponse(
                 slot.lang, text, slot.label_map[best_shown], slot.shown, slot.label_map, distribution, slot.prompt))
     else:
         prompts = [generator.render(slot.prompt) for slot in slots]
@@ -99,12 +98,5 @@ def sample_responses(generator: Generator, questions: Sequence[ParallelQuestion]
             shown_letter = extract_letter(text, slot.lang, slot.shown.choices)
             letter = slot.label_map[shown_letter] if shown_letter else None
             results[slot.question][slot.lang].append(
-                Response(slot.lang, text, letter, slot.shown, slot.label_map, None, slot.prompt))
+                ChoiceResponse(slot.lang, text, letter, slot.shown, slot.label_map, None, slot.prompt))
     return results
-
-
-def vote_responses(question: ParallelQuestion, responses: dict[str, list[Response]], balanced: bool = False
-                   ) -> VoteResult:
-    """The cross-lingual vote over one question's responses, in its original label order."""
-    ballots = {lang: [response.ballot for response in items] for lang, items in responses.items()}
-    return cross_lingual_vote(ballots, question.labels, balanced=balanced)

@@ -12,7 +12,7 @@ labels that are not single tokens are scored as full sequences instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,10 @@ class TransformersGenerator:
         The adapter is folded into the weights unless `merge_adapter` is False: unmerged LoRA layers add
         two small matmuls to every linear layer, which made the 1.5B about 2.5x slower per prompt on a CPU.
         Keep it unmerged only to switch it off later (`disable_adapter()`, eval's base comparison)."""
-        from calm_rag.models import resolve_model
+        from calm_rag.models import ensure_transformers_weights, resolve_model
 
         resolved = resolve_model(name_or_path, role="generator")
-        model, tokenizer = load_causal_lm(resolved.path, device=device, dtype=dtype)
+        model, tokenizer = load_causal_lm(ensure_transformers_weights(resolved), device=device, dtype=dtype)
         if adapter is not None:
             from peft import PeftModel
 

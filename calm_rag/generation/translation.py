@@ -12,11 +12,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from calm_rag.generation.base import GenerationConfig, Generator
-from calm_rag.prompts import translation_messages
-from calm_rag.questions import Choice, MCQuestion
-
-TranslationRequest = tuple[str, str, str]
-"""(text, source language, target language)."""
+from calm_rag.prompts import TranslationRequest, translation_messages
+from calm_rag.questions import Choice, Question
 
 
 def clean_translation(output: str, original: str) -> str:
@@ -47,12 +44,12 @@ class Translator:
                 self.cache[req] = clean_translation(output, req[0])
         return [req[0] if req[1] == req[2] else self.cache[req] for req in requests]
 
-    def translate_questions(self, question: MCQuestion, targets: Sequence[str]) -> dict[str, MCQuestion]:
+    def translate_questions(self, question: Question, targets: Sequence[str]) -> dict[str, Question]:
         """`question` in each target language; option labels are kept, option texts translated."""
         return self.translate_question_sets([question], targets)[0]
 
-    def translate_question_sets(self, questions: Sequence[MCQuestion], targets: Sequence[str]
-                                ) -> list[dict[str, MCQuestion]]:
+    def translate_question_sets(self, questions: Sequence[Question], targets: Sequence[str]
+                                ) -> list[dict[str, Question]]:
         """Several questions into several languages, in one batched call."""
         requests: list[TranslationRequest] = []
         for question in questions:
@@ -66,6 +63,6 @@ class Translator:
             for target in targets:
                 text = next(translated)
                 choices = tuple(Choice(choice.label, next(translated)) for choice in question.choices)
-                versions[target] = MCQuestion(question.id, target, text, choices, question.answer)
+                versions[target] = Question(question.id, target, text, choices, question.answer)
             results.append(versions)
         return results

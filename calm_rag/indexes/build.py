@@ -8,7 +8,11 @@ up from the manifest's `next_id`, so ids held by a running search stay meaningfu
 
 Everything that can fail (reading, chunking, embedding) happens before anything is written, and the
 write goes to a temp folder published with a rename (layout.py), so a failed or interrupted build
-leaves the previous index exactly as it was.
+leaves the previous index exactly as it was. An update first verifies the previous version's files
+against their checksums (integrity.py): copying a damaged index forward would hide the damage. Every
+version records the checksums of its files; an update of an index that has none records them even
+when nothing else changed. A folder under the index's name that is not a calm-rag index is never
+replaced, not even with --rebuild.
 """
 
 from __future__ import annotations
@@ -33,17 +37,17 @@ from calm_rag.indexes.chunking import (
     discover,
     make_splitter,
 )
-from calm_rag.indexes.docstore import DocStore
 from calm_rag.indexes.embedder import Embedder, EmbedderConfig
-from calm_rag.indexes.manifest import (
-    FileEntry,
-    Manifest,
-    read_manifest,
-    utc_now,
-    write_manifest,
-)
+from calm_rag.indexes.manifest import Manifest, read_manifest
 from calm_rag.indexes.records import Chunk
-from calm_rag.indexes.store import IndexType, StoreConfig, VectorStore
+from calm_rag.indexes.store import IndexType, StoreConfig
+from calm_rag.indexes.versions import (
+    Plan,
+    check_target,
+    publish_version,
+    verify_previous,
+    write_version,
+)
 
 
 @dataclass
@@ -83,22 +87,14 @@ class BuildReport:
                 "warnings": self.warnings, "seconds": round(self.seconds, 3)}
 
 
-@dataclass
-class _Plan:
-    new: list[SourceFile]
-    changed: list[SourceFile]
-    removed: list[str]
-    unchanged: int
-
-
-def _plan(discovery: Discovery, previous: Manifest | None) -> _Plan:
+def _plan(discovery: Discovery, previous: Manifest | None) -> Plan:
     known = previous.files if previous else {}
     found = {source.key for source in discovery.files}
     new = [s for s in discovery.files if s.key not in known]
     changed = [s for s in discovery.files if s.key in known and known[s.key].sha256 != s.sha256]
     removed = sorted(key for key in known if key not in found and discovery.in_scope(key))
     unchanged = sum(1 for s in discovery.files if s.key in known and known[s.key].sha256 == s.sha256)
-    return _Plan(new, changed, removed, unchanged)
+    return Plan(new, changed, removed, unchanged)
 
 
 def _same_model(embedder: Embedder, recorded: dict[str, Any]) -> bool:
@@ -167,8 +163,9 @@ def build_index(paths: Iterable[str | os.PathLike[str]] | None, name: str, embed
     root = layout.index_root(index_dir)
     with layout.writer_lock(root, name):
         target = root / name
+        check_target(target)
         recorded_manifest: Manifest | None = None
-        if target.exists():
+        if target.exists() and any(target.iterdir()):
             try:
                 recorded_manifest = read_manifest(target / layout.MANIFEST_FILE)
             except CalmRagError:
@@ -220,7 +217,11 @@ def build_index(paths: Iterable[str | os.PathLike[str]] | None, name: str, embed
                              added=[s.key for s in plan.new], updated=[s.key for s in plan.changed],
                              removed=plan.removed, unchanged=plan.unchanged, skipped=discovery.skipped,
                              ignored=discovery.ignored)
-        if previous is not None and not (plan.new or plan.changed or plan.removed or wants_kind
+        if previous is not None:
+            warning = verify_previous(target, root, previous, name)
+            if warning:
+                report.warnings.append(warning)
+        if previous is not None and not (plan.new or plan.changed or plan.removed or wants_kind or not previous.checksums
                                          or previous.index.get("params") != store_config.to_dict()):
             report.seconds = time.perf_counter() - started
             return report
@@ -240,12 +241,12 @@ def build_index(paths: Iterable[str | os.PathLike[str]] | None, name: str, embed
 
         staging = layout.new_staging(root, name)
         try:
-            new_manifest = _write_version(staging, target, previous, name, discovery, plan, per_file, chunks, vectors,
+            new_manifest = write_version(staging, target, previous, name, discovery, plan, per_file, chunks, vectors,
                                           loaded, store_config, chunk_config, wants_kind)
             if new_manifest.chunks == 0:
                 raise CalmRagError(f"index {name!r} would be empty after this update; "
                                    "to delete it, remove its folder " + str(target))
-            layout.publish(staging, root, name)
+            publish_version(staging, root, name, new_manifest)
         except BaseException:
             layout.discard(staging)
             raise
@@ -256,66 +257,6 @@ def build_index(paths: Iterable[str | os.PathLike[str]] | None, name: str, embed
         report.chunks_removed = (previous.chunks if previous else 0) + len(chunks) - new_manifest.chunks
         report.seconds = time.perf_counter() - started
         return report
-
-
-def _write_version(staging: Path, target: Path, previous: Manifest | None, name: str, discovery: Discovery,
-                   plan: _Plan, per_file: dict[str, FileChunks], chunks: list[Chunk], vectors: np.ndarray,
-                   embedder: Embedder | None, store_config: StoreConfig, chunk_config: ChunkingConfig,
-                   wants_kind: str | None) -> Manifest:
-    """Write the next version of the index into `staging` and return its manifest."""
-    next_id = previous.next_id if previous else 0
-    ids = np.arange(next_id, next_id + len(chunks), dtype=np.int64)
-    if previous is None:
-        assert embedder is not None
-        docstore = DocStore(staging / layout.DOCSTORE_FILE)
-        vector_store = None
-    else:
-        source_store = DocStore(target / layout.DOCSTORE_FILE, readonly=True)
-        try:
-            docstore = source_store.copy_to(staging / layout.DOCSTORE_FILE)
-        finally:
-            source_store.close()
-        vector_store = VectorStore.load(target / layout.INDEX_FILE, store_config, previous.index_type,  # type: ignore[arg-type]
-                                        target / layout.TOMBSTONES_FILE)
-    try:
-        stale = docstore.ids_for_sources([*(s.key for s in plan.changed), *plan.removed])
-        docstore.delete(stale)
-        docstore.add(ids.tolist(), chunks)
-        dimension = embedder.dimension if embedder is not None else previous.dimension  # type: ignore[union-attr]
-        if vector_store is None:
-            vector_store = VectorStore.build(dimension, ids, vectors, store_config)
-        else:
-            vector_store.config = store_config
-            vector_store.remove(stale)
-            vector_store.add(ids, vectors)
-            kind = wants_kind or vector_store.needs_rebuild()
-            if kind is not None:
-                vector_store = vector_store.rebuilt(kind)  # type: ignore[arg-type]
-        vector_store.save(staging / layout.INDEX_FILE, staging / layout.TOMBSTONES_FILE)
-        files = dict(previous.files) if previous else {}
-        for key in plan.removed:
-            files.pop(key, None)
-        for source in [*plan.new, *plan.changed]:
-            result = per_file[source.key]
-            files[source.key] = FileEntry(sha256=source.sha256, size=source.size, documents=result.documents,
-                                          chunks=len(result.chunks), skipped_lines=result.skipped_lines)
-        roots = list(previous.roots) if previous else []
-        for root_ in discovery.roots:
-            if str(root_) not in roots:
-                roots.append(str(root_))
-        manifest = Manifest(
-            # an update keeps the recorded identity (hub id, revision) even if the model was found by its folder
-            name=name, embedder=dict(previous.embedder) if previous is not None else embedder.describe(),  # type: ignore[union-attr]
-            dimension=dimension,
-            index={"type": vector_store.kind, "metric": "inner_product", "params": store_config.to_dict(),
-                   "stored": vector_store.stored, "tombstones": len(vector_store.tombstones)},
-            chunking=chunk_config.to_dict(), documents=docstore.count_documents(), chunks=len(docstore), files=files,
-            roots=roots, next_id=next_id + len(chunks),
-            created_at=previous.created_at if previous else utc_now(), updated_at=utc_now())
-    finally:
-        docstore.close()
-    write_manifest(manifest, staging / layout.MANIFEST_FILE)
-    return manifest
 
 
 def build_from_chunks(chunks: Sequence[Chunk], name: str, *, sources: dict[str, str], embedder: Embedder | str | None,
@@ -330,7 +271,8 @@ def build_from_chunks(chunks: Sequence[Chunk], name: str, *, sources: dict[str, 
     root = layout.index_root(index_dir)
     with layout.writer_lock(root, name):
         target = root / name
-        previous = read_manifest(target / layout.MANIFEST_FILE) if target.exists() else None
+        check_target(target)
+        previous = read_manifest(target / layout.MANIFEST_FILE) if target.exists() and any(target.iterdir()) else None
         known = previous.files if previous else {}
         new = [key for key in sources if key not in known]
         changed = [key for key in sources if key in known and known[key].sha256 != sources[key]]
@@ -348,6 +290,10 @@ def build_from_chunks(chunks: Sequence[Chunk], name: str, *, sources: dict[str, 
         report = BuildReport(name=name, path=target, created=previous is None, index_type="?",
                              embedder=loaded.model_id, documents=0, chunks=0, added=new, updated=changed,
                              unchanged=len(sources) - len(todo))
+        if previous is not None:
+            warning = verify_previous(target, root, previous, name)
+            if warning:
+                report.warnings.append(warning)
         if previous is not None and not todo:
             report.index_type, report.documents = previous.index_type, previous.documents
             report.chunks = previous.chunks
@@ -358,16 +304,16 @@ def build_from_chunks(chunks: Sequence[Chunk], name: str, *, sources: dict[str, 
         for result in per_file.values():
             result.documents = len({chunk.doc_id for chunk in result.chunks})
         vectors = loaded.embed_documents([chunk.text for chunk in chosen], progress=progress)
-        plan = _Plan(new=[SourceFile(key, Path(key), sources[key], 0, "text") for key in new],
+        plan = Plan(new=[SourceFile(key, Path(key), sources[key], 0, "text") for key in new],
                      changed=[SourceFile(key, Path(key), sources[key], 0, "text") for key in changed],
                      removed=[], unchanged=report.unchanged)
         discovery = Discovery(files=[], scopes=[], roots=[])
         chunk_config = ChunkingConfig.from_dict(previous.chunking) if previous else ChunkingConfig()
         staging = layout.new_staging(root, name)
         try:
-            manifest = _write_version(staging, target, previous, name, discovery, plan, per_file, chosen, vectors,
+            manifest = write_version(staging, target, previous, name, discovery, plan, per_file, chosen, vectors,
                                       loaded, store_config, chunk_config, None)
-            layout.publish(staging, root, name)
+            publish_version(staging, root, name, manifest)
         except BaseException:
             layout.discard(staging)
             raise

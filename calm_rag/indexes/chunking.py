@@ -4,10 +4,17 @@ Why each rule:
 - Every file gets a stable *key*: the name of the path you passed plus the path inside it
   (`docs/guide/a.md`, `more.jsonl`). Keys, not absolute paths, identify files across runs, so
   re-indexing from another working directory still recognises unchanged files.
-- Unreadable, binary or non-UTF-8 files are skipped and counted, never fatal: one stray PDF in
-  a folder must not stop an index build. Files of other types inside folders are counted as
-  ignored. A folder with nothing indexable is an error, because an empty index is never wanted.
-- .jsonl: one JSON object a line with a non-empty string `text`. The record's `id` becomes the
+- Unreadable, binary or non-UTF-8 files inside a folder are skipped and counted, never fatal:
+  one stray PDF in a folder must not stop an index build. A file named on the command line that
+  cannot be indexed is an error instead (naming it was a request to index it; skipping it would
+  also drop its chunks from an existing index). Files of other types inside folders are counted
+  as ignored. A folder with nothing indexable is an error, because an empty index is never wanted.
+- Only regular files are read: a FIFO, device or socket (explicit: an error; in a folder:
+  skipped) would block the read forever or never end. Files are opened non-blocking and checked
+  with fstat, so a file swapped for a FIFO after discovery cannot hang the build either.
+- .jsonl: read by the one JSONL reader (`calm_rag.data.jsonl.read_jsonl`: invalid JSON, nesting
+  that exhausts the parser, over-long integers are line errors). Each record is checked by
+  validation.py (text, id, lang, metadata). The record's `id` becomes the
   chunk id (`<id>#<n>`, n = 0, 1, ... only when the record is split into several chunks), its
   `lang` becomes the chunk language, and every other field is kept as metadata. A bad line is
   an error naming `file:line` (strict, the default), or is skipped with a warning when
@@ -23,16 +30,18 @@ Why each rule:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from calm_rag.data.jsonl import read_jsonl
 from calm_rag.errors import CalmRagError
 from calm_rag.indexes.langdetect import detect_language
 from calm_rag.indexes.records import Chunk
+from calm_rag.indexes.validation import record_problem
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 JSONL_SUFFIXES = (".jsonl",)
@@ -58,7 +67,7 @@ class ChunkingConfig:
     chunk_overlap: int = 100
     separators: tuple[str, ...] = DEFAULT_SEPARATORS
     strict: bool = True
-    """A .jsonl line without `text` (or not JSON) is an error; False skips it with a warning."""
+    """A bad .jsonl line (not JSON, no `text`, a bad field) is an error; False skips it with a warning."""
 
     def __post_init__(self) -> None:
         if self.chunk_size <= 0:
@@ -67,6 +76,16 @@ class ChunkingConfig:
             raise CalmRagError(
                 f"chunk overlap must be >= 0 and smaller than the chunk size ({self.chunk_size}), "
                 f"got {self.chunk_overlap}")
+
+    @classmethod
+    def from_options(cls, chunk_size: int | None, chunk_overlap: int | None) -> ChunkingConfig | None:
+        """The config for `--chunk-size` / `--chunk-overlap` (None when neither is given: an update keeps the
+        index's own). A size alone gets an overlap of at most a quarter of it, so `--chunk-size 200` works."""
+        if chunk_size is None and chunk_overlap is None:
+            return None
+        size = chunk_size if chunk_size is not None else cls.chunk_size
+        overlap = chunk_overlap if chunk_overlap is not None else min(cls.chunk_overlap, max(size, 0) // 4)
+        return cls(chunk_size=size, chunk_overlap=overlap)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -100,7 +119,7 @@ class Discovery:
     """Keys of the given paths: a file key, or a folder key that every file under it starts with + '/'."""
     roots: list[Path]
     skipped: dict[str, list[str]] = field(default_factory=dict)
-    """reason ('binary', 'not UTF-8', 'unreadable') -> keys of files skipped for it."""
+    """reason ('binary', 'not UTF-8', 'unreadable', 'not a regular file') -> keys of files skipped for it."""
     ignored: int = 0
     """Files of other types inside the given folders."""
 
@@ -139,10 +158,18 @@ def _kind(path: Path) -> Literal["text", "jsonl"] | None:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file; FIFOs, devices and sockets are refused without blocking on them."""
     try:
-        data = path.read_bytes()
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
-        raise _Skip("unreadable") from error
+        raise _Skip("unreadable" if path.is_file() or not path.exists() else "not a regular file") from error
+    with os.fdopen(handle, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            raise _Skip("not a regular file")
+        try:
+            data = stream.read()
+        except OSError as error:
+            raise _Skip("unreadable") from error
     if b"\x00" in data[:_SNIFF_BYTES]:
         raise _Skip("binary")
     return data
@@ -202,6 +229,9 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> Discovery:
             data = _read_bytes(path)
             _decode(data)
         except _Skip as skip:
+            if explicit:
+                raise CalmRagError(f"{path}: cannot index this file ({skip.reason}); calm-rag indexes UTF-8 "
+                                   f"text in regular {SUPPORTED} files") from None
             skipped.setdefault(skip.reason, []).append(key)
             return
         files.append(SourceFile(key=key, path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
@@ -251,32 +281,19 @@ def split_record(text: str, *, record_id: str, source: str, lang: str | None, me
     return chunks
 
 
-def _jsonl_records(source: SourceFile, text: str, config: ChunkingConfig,
+def _jsonl_records(source: SourceFile, config: ChunkingConfig,
                    warnings: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source.key}:{number}"
-        problem: str | None = None
-        record: Any = None
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            problem = f"not valid JSON ({error.msg})"
-        if problem is None and not isinstance(record, dict):
-            problem = f"expected a JSON object, got {type(record).__name__}"
-        if problem is None:
-            value = record.get("text")
-            if value is None:
-                fields_ = ", ".join(sorted(record)) or "none"
-                problem = f"record has no 'text' field (fields: {fields_})"
-            elif not isinstance(value, str) or not value.strip():
-                problem = "'text' must be a non-empty string"
+    """The records of a .jsonl file that pass `record_problem`; a bad line raises or is skipped (`strict`)."""
+
+    def refuse(message: str) -> None:
+        if config.strict:
+            raise CalmRagError(f"{message} (or pass --skip-bad-lines to skip such lines)")
+        warnings.append(f"{message}; line skipped")
+
+    for number, record in read_jsonl(source.path, on_bad_line=refuse):
+        problem = record_problem(record)
         if problem is not None:
-            if config.strict:
-                raise CalmRagError(f"{where}: {problem}; every .jsonl line needs a non-empty string 'text' "
-                                   "(or pass --skip-bad-lines to skip such lines)")
-            warnings.append(f"{where}: {problem}; line skipped")
+            refuse(f"{source.path}:{number}: {problem}")
             continue
         yield number, record
 
@@ -284,18 +301,17 @@ def _jsonl_records(source: SourceFile, text: str, config: ChunkingConfig,
 def chunk_source(source: SourceFile, config: ChunkingConfig, splitter: Any | None = None) -> FileChunks:
     """Read and chunk one discovered file."""
     splitter = splitter or make_splitter(config)
-    text = read_source(source)
     if source.kind == "text":
-        chunks = split_record(text, record_id=source.key, source=source.key, lang=None, metadata={},
+        chunks = split_record(read_source(source), record_id=source.key, source=source.key, lang=None, metadata={},
                               splitter=splitter, suffix_single=True)
         return FileChunks(chunks=chunks, documents=1 if chunks else 0)
     warnings: list[str] = []
     chunks = []
     documents = 0
-    for number, record in _jsonl_records(source, text, config, warnings):
+    for number, record in _jsonl_records(source, config, warnings):
         raw_id = record.get("id")
         record_id = str(raw_id) if raw_id not in (None, "") else f"{source.key}:{number}"
-        lang = record.get("lang") if isinstance(record.get("lang"), str) and record.get("lang") else None
+        lang = record.get("lang") or None
         metadata = {key: value for key, value in record.items() if key not in ("text", "id", "lang")}
         chunks.extend(split_record(record["text"], record_id=record_id, source=source.key, lang=lang,
                                    metadata=metadata, splitter=splitter))

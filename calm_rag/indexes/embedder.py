@@ -58,6 +58,12 @@ class EmbedderConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra `SentenceTransformer(model_kwargs=...)`, e.g. {'file_name': 'onnx/model_qint8_avx512.onnx'}."""
 
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "bfloat16", "int8"):
+            raise CalmRagError(f"unknown embedder dtype {self.dtype!r}; choose float32, bfloat16 or int8")
+        if self.batch_size < 1:
+            raise CalmRagError("the embedder batch size must be at least 1")
+
 
 @dataclass(frozen=True)
 class ResolvedEmbedder:

@@ -1,13 +1,16 @@
 """`Index`: open a built index and search it; `list_indexes`: what is there.
 
 This is the retrieval API the QA pipeline uses: `Index.open(name).search([question], top_k)`.
-Opening reads the manifest, the FAISS file and the docstore, and fails with a `CalmRagError`
-that says what is wrong (unknown name: the existing ones are listed). The embedder is loaded on
+Opening reads the manifest, verifies the index's files against the checksums it records
+(integrity.py; unchanged files are not re-hashed), reads the FAISS file and the docstore, and
+fails with a `CalmRagError` that says what is wrong (unknown name: the existing ones are listed;
+a damaged file: rebuild). The embedder is loaded on
 the first search, once, so listing or inspecting indexes never loads a model.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from calm_rag.errors import CalmRagError
-from calm_rag.indexes import layout
+from calm_rag.indexes import integrity, layout
 from calm_rag.indexes.build import check_embedder, load_index_embedder
 from calm_rag.indexes.docstore import DocStore
 from calm_rag.indexes.embedder import Embedder, EmbedderConfig
@@ -26,10 +29,18 @@ from calm_rag.indexes.manifest import Manifest, read_manifest
 from calm_rag.indexes.records import Hit
 from calm_rag.indexes.store import StoreConfig, VectorStore
 
+log = logging.getLogger(__name__)
+
+MAX_TOP_K = 10_000
+"""More passages than any prompt or results page can use; a bound keeps absurd values one clear error."""
+
 
 def check_top_k(top_k: Any) -> int:
+    """`top_k` as an int in 1..MAX_TOP_K, or a one-line `CalmRagError` (the CLI's `--top-k` goes through here)."""
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k <= 0:
         raise CalmRagError(f"top-k must be a positive integer, got {top_k!r}")
+    if top_k > MAX_TOP_K:
+        raise CalmRagError(f"top-k must be at most {MAX_TOP_K:,}, got {top_k}")
     return int(top_k)
 
 
@@ -65,11 +76,14 @@ class Index:
         the index's own embedder is loaded on the first search.
         """
         layout.validate_name(name)
-        root = layout.index_root(index_dir)
+        root = layout.readable_root(layout.index_root(index_dir))
         path = layout.published(root, name)
         if path is None:
             raise _unknown(name, root)
         manifest = read_manifest(path / layout.MANIFEST_FILE)
+        if not integrity.verify_files(path, manifest, name=name, stamp=layout.stamp_path(root, name)):
+            log.warning("index %r has no checksums of its files (built before calm-rag recorded them), so they "
+                        "cannot be verified; `calm-rag index --name %s` records them", name, name)
         store = VectorStore.load(path / layout.INDEX_FILE, StoreConfig.from_dict(manifest.index.get("params", {})),
                                  manifest.index_type, path / layout.TOMBSTONES_FILE)  # type: ignore[arg-type]
         if store.dimension != manifest.dimension:
@@ -155,7 +169,7 @@ class IndexInfo:
 
 def list_indexes(index_dir: str | os.PathLike[str] | None = None) -> list[IndexInfo]:
     """Every index under `index_dir`, by name; a broken one is listed with its `error`, not raised."""
-    root = layout.index_root(index_dir)
+    root = layout.readable_root(layout.index_root(index_dir))
     if not root.is_dir():
         return []
     infos = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Collection
 from typing import Any
 
 _LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -22,9 +23,16 @@ def _identifier() -> Any:
     return _get_identifier()
 
 
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of `text` ('zh', 'ar', ...), or None when it has no letters to judge by."""
+def detect_language(text: str, among: Collection[str] | None = None) -> str | None:
+    """ISO 639-1 code of `text` ('zh', 'ar', ...), or None when it has no letters to judge by.
+
+    `among`: only these codes may come back (the most likely of them; None if none is ranked). A short
+    question is easily mistaken for a close neighbour ("Wann entdeckte Scheele Sauerstoff?" ranks
+    Luxembourgish first), so a caller that only handles some languages should say which."""
     if not _LETTERS.search(text):
         return None
-    code, _score = _identifier().classify(text)
-    return _ALIASES.get(str(code), str(code))
+    if among is None:
+        code, _score = _identifier().classify(text)
+        return _ALIASES.get(str(code), str(code))
+    ranked = (_ALIASES.get(str(code), str(code)) for code, _score in _identifier().rank(text))
+    return next((code for code in ranked if code in among), None)

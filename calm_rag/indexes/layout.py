@@ -9,7 +9,11 @@ it, fsync it, then swap: rename `<name>` -> `.<name>.old-*`, rename the new fold
 delete the old one. A crash or Ctrl-C before the swap leaves the previous version untouched (the
 temp folder is cleaned up by the next writer); a crash between the two renames leaves a complete
 `.old-*` folder, which readers fall back to and the next writer renames back. One writer per index
-at a time is enforced with an exclusive lock file (`.<name>.lock`).
+at a time is enforced with an exclusive lock file (`.<name>.lock`). `.<name>.verified.json` is the
+verified-stamp of integrity.py (a cache: deleting it only costs one re-hash).
+
+The index folder itself is checked before any work: a file, a folder that cannot be created or
+written (read-only, /proc) is a one-line error, not a traceback after the embedding.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,15 +33,17 @@ INDEX_FILE = "index.faiss"
 DOCSTORE_FILE = "docstore.sqlite"
 MANIFEST_FILE = "manifest.json"
 TOMBSTONES_FILE = "tombstones.npy"
+CHECKED_FILES = (INDEX_FILE, DOCSTORE_FILE, TOMBSTONES_FILE)
+"""The files whose sha256 the manifest records (those of them an index has)."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def validate_name(name: str) -> str:
     """An index name is one folder name: letters, digits, '.', '_', '-'; no separators, no '..'."""
     if not isinstance(name, str) or not name.strip():
         raise CalmRagError("an index name is required (e.g. --name medkb)")
-    if "/" in name or "\\" in name or ".." in name or not _NAME.match(name):
+    if "/" in name or "\\" in name or ".." in name or not _NAME.fullmatch(name):
         raise CalmRagError(f"invalid index name {name!r}: use letters, digits, '.', '_' and '-' "
                            "(no path separators or '..'), at most 128 characters")
     return name
@@ -49,6 +56,40 @@ def index_root(index_dir: str | os.PathLike[str] | None = None) -> Path:
     from calm_rag.config import load_settings
 
     return Path(load_settings().index_dir).expanduser()
+
+
+def _not_a_folder(root: Path) -> CalmRagError:
+    return CalmRagError(f"the index folder {root} is a file, not a folder; pass --index-dir a folder")
+
+
+def readable_root(root: Path) -> Path:
+    """`root` for readers: it may be missing (then no index is there), but it must not be a file."""
+    if root.exists() and not root.is_dir():
+        raise _not_a_folder(root)
+    return root
+
+
+def writable_root(root: Path) -> Path:
+    """`root` for writers, created if needed and proved writable with a probe file, before any work is done."""
+    readable_root(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CalmRagError(f"cannot create the index folder {root}: {error.strerror or error}; "
+                           "pass --index-dir a folder you can write to") from None
+    try:
+        handle, probe = tempfile.mkstemp(dir=root, prefix=".calm-rag-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise CalmRagError(f"cannot write in the index folder {root}: {error.strerror or error}; "
+                           "pass --index-dir a folder you can write to") from None
+    return root
+
+
+def stamp_path(root: Path, name: str) -> Path:
+    """Where the verified-stamp of index `name` lives (next to it, so readers never write into an index)."""
+    return root / f".{name}.verified.json"
 
 
 def _old_versions(root: Path, name: str) -> list[Path]:
@@ -70,7 +111,7 @@ def published(root: Path, name: str) -> Path | None:
 @contextlib.contextmanager
 def writer_lock(root: Path, name: str) -> Iterator[None]:
     """Exclusive per-index lock; a second concurrent writer gets a clear error instead of a race."""
-    root.mkdir(parents=True, exist_ok=True)
+    writable_root(root)
     lock_path = root / f".{name}.lock"
     handle = open(lock_path, "a+")  # noqa: SIM115 - held for the block
     try:

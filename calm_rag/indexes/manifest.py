@@ -2,8 +2,9 @@
 
 It records the embedder (id, revision, dimension, prompts, normalisation) because queries must be
 embedded exactly like the documents were; the index type and parameters; the chunking, because an
-update must cut text the same way; and a content hash per file, which is what incremental updates
-compare against. It is plain JSON so people and other tools can read it.
+update must cut text the same way; a content hash per source file, which is what incremental updates
+compare against; and the sha256 of the index's own files (`checksums`, verified on open: integrity.py).
+It is plain JSON so people and other tools can read it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class Manifest:
     normalized: bool = True
     metric: str = "inner_product"
     format_version: int = FORMAT_VERSION
+    checksums: dict[str, str] = field(default_factory=dict)
+    """File name in the index folder -> sha256; empty for indexes built before calm-rag recorded them."""
 
     @property
     def index_type(self) -> str:
@@ -92,7 +95,8 @@ class Manifest:
                 next_id=int(data["next_id"]), created_at=str(data["created_at"]), updated_at=str(data["updated_at"]),
                 calm_rag_version=str(data.get("calm_rag_version", "unknown")),
                 normalized=bool(data.get("normalized", True)), metric=str(data.get("metric", "inner_product")),
-                format_version=int(data.get("format_version", FORMAT_VERSION)))
+                format_version=int(data.get("format_version", FORMAT_VERSION)),
+                checksums={str(key): str(value) for key, value in dict(data.get("checksums") or {}).items()})
         except KeyError as error:
             raise CalmRagError(f"{where} is corrupt (missing {error.args[0]!r}); "
                                "rebuild with `calm-rag index ... --rebuild`") from None
@@ -111,8 +115,9 @@ def read_manifest(path: Path) -> Manifest:
                            "rebuild it with `calm-rag index ... --rebuild`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CalmRagError(f"{path} is corrupt ({error}); rebuild with `calm-rag index ... --rebuild`") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CalmRagError(f"{path} is corrupt ({detail}); rebuild with `calm-rag index ... --rebuild`") from None
     return Manifest.from_dict(data, str(path))
 
 

@@ -22,12 +22,14 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
+from calm_rag.errors import CalmRagError
 from calm_rag.indexes.build import BuildReport, build_from_chunks
 from calm_rag.indexes.chunking import ChunkingConfig, make_splitter, split_record
 from calm_rag.indexes.embedder import Embedder
 from calm_rag.indexes.index import Index, check_top_k
 from calm_rag.indexes.records import Chunk, Hit
 from calm_rag.indexes.store import IndexType
+from calm_rag.indexes.validation import check_lang
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -70,6 +72,9 @@ def documents_to_chunks(documents: Iterable[Document], chunking: ChunkingConfig 
                 continue
             record_id = str(document.id or document.metadata.get("id") or f"{source}#{position}")
             lang = document.metadata.get("lang") or None
+            problem = check_lang(lang)
+            if problem is not None:
+                raise CalmRagError(f"document {record_id!r} (source {source!r}): {problem}")
             metadata = {k: v for k, v in document.metadata.items() if k not in ("source", "id", "lang")}
             digest.update(json.dumps([record_id, document.page_content, metadata], ensure_ascii=False,
                                      sort_keys=True, default=str).encode())

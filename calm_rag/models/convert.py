@@ -1,4 +1,4 @@
-"""GGUF -> plain safetensors, once per generator bundle.
+"""GGUF -> plain float32 safetensors, for transformers (see transformers_weights.py for when it runs).
 
 Why: a model loaded with `from_pretrained(..., gguf_file=...)` takes 40-60 s (every tensor is
 dequantized on load) and keeps a GGUF quantizer that peft/trl refuse to train or save. Loading it
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,20 +117,26 @@ def gguf_metadata_name(gguf_path: Path) -> str | None:
     return str(name) if name else None
 
 
-def convert_gguf(gguf_path: Path, out_dir: Path) -> ConversionReport:
-    """Dequantize `gguf_path` into float32 and save it under `out_dir` as plain safetensors."""
+CONVERSION_STEPS = 3
+"""What `convert_gguf` reports to `step`: tokenizer read, weights dequantized, folder saved."""
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path, step: Callable[[int], None] | None = None) -> ConversionReport:
+    """Dequantize `gguf_path` into float32 and save it under `out_dir` as plain safetensors.
+
+    `step(done)` is called after each of the `CONVERSION_STEPS` steps (for a progress bar)."""
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # the caller shows its own status; tqdm would garble it
     try:
-        return _convert(gguf_path, out_dir)
+        return _convert(gguf_path, out_dir, step or (lambda done: None))
     finally:
         if bars:
             hf_logging.enable_progress_bar()
 
 
-def _convert(gguf_path: Path, out_dir: Path) -> ConversionReport:
+def _convert(gguf_path: Path, out_dir: Path, step: Callable[[int], None]) -> ConversionReport:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -137,6 +144,7 @@ def _convert(gguf_path: Path, out_dir: Path) -> ConversionReport:
     folder, name = str(gguf_path.parent), gguf_path.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        step(1)
         model = AutoModelForCausalLM.from_pretrained(
             folder, gguf_file=name, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True)
         )
@@ -144,7 +152,9 @@ def _convert(gguf_path: Path, out_dir: Path) -> ConversionReport:
         raise CalmRagError(f"transformers could not load {gguf_path.name}: {type(error).__name__}: {error}") from None
     steps = [f"loaded {name} with from_pretrained(gguf_file=..., dtype=float32, GgufConfig(dequantize=True))"]
     parameters = sum(parameter.numel() for parameter in model.parameters())
+    step(2)
     steps += export_plain(model, tokenizer, out_dir)
+    step(3)
     del model, tokenizer
     gc.collect()
     return ConversionReport(parameters=parameters, dtype="float32", gguf_name=gguf_metadata_name(gguf_path),

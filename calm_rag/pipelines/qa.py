@@ -17,28 +17,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from calm_rag.clustering import DEFAULT_THRESHOLD, ClusterConfig, Encode
 from calm_rag.config import Settings, check_known_keys, load_settings, read_toml_table
 from calm_rag.errors import CalmRagError
-from calm_rag.extraction import split_explanation
 from calm_rag.generation.base import GenerationConfig, Generator
-from calm_rag.generation.transformers_engine import TransformersGenerator
+from calm_rag.generation.engines import EngineConfig, load_generator
+from calm_rag.generation.sampling import SamplingConfig, sample_choice_responses
+from calm_rag.generation.translation import Translator
+from calm_rag.indexes.encoder import load_encoder
 from calm_rag.languages import get_language, parse_languages
 from calm_rag.pipelines.answer import Answer
-from calm_rag.pipelines.freeform import (
-    FreeformAnswer,
-    FreeformConfig,
-    FreeformQA,
-    FreeformRequest,
-    load_encoder,
-)
-from calm_rag.generation.sampling import SamplingConfig, sample_responses, vote_responses
+from calm_rag.pipelines.open_qa import OpenAnswer, OpenConfig, OpenQA, OpenRequest
 from calm_rag.progress import StageProgress
 from calm_rag.prompts import Mode, Passage
-from calm_rag.questions import MCQuestion, ParallelQuestion, make_choices
-from calm_rag.responses import Response
-from calm_rag.generation.translation import Translator
-from calm_rag.voting import VoteResult
+from calm_rag.questions import ParallelQuestion, Question, make_choices
+from calm_rag.responses import ChoiceResponse
+from calm_rag.voting import DEFAULT_THRESHOLD, ClusterConfig, Encode
+from calm_rag.voting.extraction import split_explanation
+from calm_rag.voting.vote import VoteResult, vote_choice_responses
 
 
 @dataclass(frozen=True)
@@ -54,19 +49,22 @@ class QAConfig:
     index: str | None = None
     index_dir: Path | None = None
     top_k: int = 5
-    device: str = "auto"
-    dtype: str = "auto"
-    plain_prompts: bool = False
-    """Allow a generator without a chat template (prompted with plain text)."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    """Which engine runs the generator (transformers, llama.cpp, openai) and its options."""
     embedder: str | None = None
     """Open questions: the embedder that clusters answers by meaning (default: settings.embedder)."""
     cluster_threshold: float = DEFAULT_THRESHOLD
-    """Open questions: cosine similarity at which two answers count as the same (see calm_rag.clustering)."""
+    """Open questions: cosine similarity at which two answers count as the same (see calm_rag.voting.matching)."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:
-        if self.top_k <= 0:
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k <= 0:
             raise CalmRagError("top-k must be a positive integer")
+        if self.mode not in ("cot", "direct"):
+            raise CalmRagError(f"unknown mode {self.mode!r}; use cot or direct")
+        if self.samples is not None and self.samples < 1:
+            raise CalmRagError("samples must be at least 1")
+        ClusterConfig(threshold=self.cluster_threshold)
 
     @classmethod
     def from_toml(cls, path: Path) -> QAConfig:
@@ -79,6 +77,8 @@ class QAConfig:
         values = dict(data)
         if "generation" in values:
             values["generation"] = GenerationConfig(**values["generation"])
+        if "engine" in values:
+            values["engine"] = EngineConfig(**values["engine"])
         if "languages" in values:
             values["languages"] = tuple(parse_languages(values["languages"]))
         if "index_dir" in values:
@@ -92,12 +92,23 @@ class QuestionRequest:
     lang: str
     choices: Sequence[str]
 
-    def to_question(self, question_id: str = "q0") -> MCQuestion:
-        """Validate (empty question, unknown language, fewer than 2 choices) and build the question."""
+    @property
+    def is_open(self) -> bool:
+        """No choices: an open question, answered by clustering meanings instead of voting on letters."""
+        return not self.choices
+
+    def validate(self) -> None:
+        """Refuse what cannot be asked (empty question, unknown language, bad choices) before any model loads."""
+        self.to_question()
+
+    def to_question(self, question_id: str = "q0") -> Question:
+        """Validate (empty question, unknown language, fewer than 2 or duplicate choices) and build the
+        question; an open question gets no choices."""
         if not self.question or not self.question.strip():
             raise CalmRagError("the question is empty")
         lang = get_language(self.lang).code
-        return MCQuestion(question_id, lang, self.question.strip(), make_choices(list(self.choices)))
+        choices = make_choices(list(self.choices)) if self.choices else ()
+        return Question(question_id, lang, self.question.strip(), choices)
 
 
 def _source(hit: Any) -> dict[str, Any]:
@@ -123,8 +134,7 @@ class CalmQA:
             config = QAConfig.from_toml(Path(config))
         config = replace(config or QAConfig(), **overrides)
         settings = load_settings()
-        generator = TransformersGenerator.load(config.model or settings.generator, adapter=config.adapter,
-                                   device=config.device, dtype=config.dtype, plain_prompts=config.plain_prompts)
+        generator = load_generator(config.model or settings.generator, config.engine, adapter=config.adapter)
         return cls(generator, config, settings)
 
     @property
@@ -143,24 +153,22 @@ class CalmQA:
             self._encode = load_encoder(self.config.embedder or self.settings.embedder)
         return self._encode
 
-    def ask_open(self, question: str, lang: str, **overrides: Any) -> FreeformAnswer:
+    def ask_open(self, question: str, lang: str, **overrides: Any) -> OpenAnswer:
         """Answer one open question (no options): answers are clustered by meaning across languages."""
         return self.ask_open_batch([QuestionRequest(question, lang, ())], **overrides)[0]
 
     def ask_open_batch(self, requests: Sequence[QuestionRequest], languages: Sequence[str] | None = None,
-                       samples: int | None = None, progress: StageProgress | None = None) -> list[FreeformAnswer]:
+                       samples: int | None = None, progress: StageProgress | None = None) -> list[OpenAnswer]:
         """Open questions through the same translation, retrieval and batched sampling as `ask_batch`."""
         for request in requests:
-            if not request.question or not request.question.strip():
-                raise CalmRagError("the question is empty")
-            get_language(request.lang)
+            request.validate()
         hits = self._retrieve([request.question for request in requests], progress)
-        freeform = FreeformQA(self.generator, self.encode, FreeformConfig(
+        freeform = OpenQA(self.generator, self.encode, OpenConfig(
             languages=tuple(self._languages(languages)), samples=samples or self.config.samples or self.settings.samples,
             generation=self.config.generation, clustering=ClusterConfig(threshold=self.config.cluster_threshold)),
             translator=self.translator)
         answers = freeform.ask_batch(
-            [FreeformRequest(request.question, request.lang, [Passage(h.text, h.source, h.lang) for h in found])
+            [OpenRequest(request.question, request.lang, [Passage(h.text, h.source, h.lang) for h in found])
              for request, found in zip(requests, hits)], progress=progress)
         for answer, found in zip(answers, hits):
             answer.sources = [_source(hit) for hit in found]
@@ -188,6 +196,8 @@ class CalmQA:
         """Answer several questions; translation and sampling are batched across all of them."""
         started = time.perf_counter()
         report = progress or (lambda stage, done, total: None)
+        if any(request.is_open for request in requests):
+            raise CalmRagError("a multiple-choice question needs at least 2 choices (open questions: ask_open_batch)")
         sources = [request.to_question(f"q{number}") for number, request in enumerate(requests)]
         wanted = self._languages(languages)
         union = tuple(dict.fromkeys([*wanted, *(q.lang for q in sources)]))
@@ -208,14 +218,14 @@ class CalmQA:
             done += count
             report("sampling", done, total)
 
-        responses = sample_responses(self.generator, parallel, sampling, passages, progress=advance)
-        votes = [vote_responses(question, by_lang, sampling.balanced) for question, by_lang in zip(parallel, responses)]
+        responses = sample_choice_responses(self.generator, parallel, sampling, passages, progress=advance)
+        votes = [vote_choice_responses(question, by_lang, sampling.balanced) for question, by_lang in zip(parallel, responses)]
         explanations = self._explanations(parallel, responses, votes)
         elapsed = time.perf_counter() - started
         return [self._answer(parallel[i], responses[i], votes[i], explanations[i], hits[i], sampling, elapsed)
                 for i in range(len(sources))]
 
-    def _translate(self, sources: list[MCQuestion], wanted: list[str], report: StageProgress
+    def _translate(self, sources: list[Question], wanted: list[str], report: StageProgress
                    ) -> list[ParallelQuestion]:
         report("translating", 0, len(sources))
         targets = [[lang for lang in wanted if lang != q.lang] for q in sources]
@@ -230,7 +240,7 @@ class CalmQA:
         report("translating", len(sources), len(sources))
         return parallel
 
-    def _explanations(self, questions: list[ParallelQuestion], responses: list[dict[str, list[Response]]],
+    def _explanations(self, questions: list[ParallelQuestion], responses: list[dict[str, list[ChoiceResponse]]],
                       votes: list[VoteResult]) -> list[str]:
         """A short explanation in the user's language from a response that agrees with the consensus;
         translated from another language's agreeing response when none in the user's language agrees."""
@@ -252,7 +262,7 @@ class CalmQA:
                 found[number] = text
         return found
 
-    def _answer(self, question: ParallelQuestion, responses: dict[str, list[Response]], vote: VoteResult,
+    def _answer(self, question: ParallelQuestion, responses: dict[str, list[ChoiceResponse]], vote: VoteResult,
                 explanation: str, hits: list[Any], sampling: SamplingConfig, elapsed: float) -> Answer:
         source = question.versions[question.source_lang]
         abstained = vote.winner is None
@@ -274,7 +284,7 @@ class CalmQA:
             support=vote.support,
             abstained=abstained,
             message=("no sample in any language stated a parseable answer; abstaining" if abstained
-                     else ("tie broken deterministically (see calm_rag.voting)" if vote.tied else "")),
+                     else ("tie broken deterministically (see calm_rag.voting.vote)" if vote.tied else "")),
             adapter=self.config.adapter,
             sources=[_source(hit) for hit in hits],
             translations={lang: version.question for lang, version in question.versions.items()},

@@ -2,7 +2,7 @@
 
 Input: a dict `{"question": str, "lang": str, "choices": [str, ...]}` (`lang` defaults to "en";
 without `choices` the question is open and answered by semantic voting). Output: an `Answer`
-(a `FreeformAnswer` for open questions). `batch` goes through `CalmQA.ask_batch` /
+(a `OpenAnswer` for open questions). `batch` goes through `CalmQA.ask_batch` /
 `ask_open_batch`, so a batch is one set of generate calls, not a loop.
 """
 
@@ -15,7 +15,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from calm_rag.errors import CalmRagError
 from calm_rag.pipelines.answer import Answer
-from calm_rag.pipelines.freeform import FreeformAnswer
+from calm_rag.pipelines.open_qa import OpenAnswer
 from calm_rag.pipelines.qa import CalmQA, QuestionRequest
 
 
@@ -25,20 +25,20 @@ def _request(item: Mapping[str, Any]) -> QuestionRequest:
     return QuestionRequest(str(item["question"]), str(item.get("lang", "en")), list(item.get("choices") or []))
 
 
-class CalmQARunnable(Runnable[Mapping[str, Any], Answer | FreeformAnswer]):
+class CalmQARunnable(Runnable[Mapping[str, Any], Answer | OpenAnswer]):
     def __init__(self, qa: CalmQA) -> None:
         self.qa = qa
 
     def invoke(self, input: Mapping[str, Any], config: RunnableConfig | None = None,
-               **kwargs: Any) -> Answer | FreeformAnswer:
+               **kwargs: Any) -> Answer | OpenAnswer:
         return self.batch([input])[0]
 
     def batch(self, inputs: Sequence[Mapping[str, Any]], config: RunnableConfig | Sequence[RunnableConfig] | None = None,
-              *, return_exceptions: bool = False, **kwargs: Any) -> list[Answer | FreeformAnswer]:
+              *, return_exceptions: bool = False, **kwargs: Any) -> list[Answer | OpenAnswer]:
         requests = [_request(item) for item in inputs]
         closed = [i for i, request in enumerate(requests) if request.choices]
         open_ = [i for i, request in enumerate(requests) if not request.choices]
-        results: dict[int, Answer | FreeformAnswer] = {}
+        results: dict[int, Answer | OpenAnswer] = {}
         if closed:
             results.update(zip(closed, self.qa.ask_batch([requests[i] for i in closed])))
         if open_:

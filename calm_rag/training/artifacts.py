@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from calm_rag.data import read_jsonl
+from calm_rag.data.jsonl import read_json, write_json
 from calm_rag.errors import CalmRagError
 
 LIBRARIES = ("calm-rag", "torch", "transformers", "trl", "peft", "accelerate", "datasets")
@@ -123,31 +122,6 @@ def _differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], prefix:
     return found
 
 
-def write_json(path: Path, data: Any) -> None:
-    _atomic_write(path, json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
-def write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
-    _atomic_write(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    return [record for _, record in read_jsonl(path)]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """A reader (or a resumed run) never sees a half-written cache file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(temporary, path)
-
-
 def library_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
     for name in LIBRARIES:
@@ -163,30 +137,3 @@ def copy_adapter(source: Path, target: Path) -> None:
     for item in source.iterdir():
         if item.is_file():
             shutil.copy2(item, target / item.name)
-
-
-def plot_training(rounds: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Loss and reward margin per optimizer step, one line per round (from `round_metrics`' curves)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (loss_axis, margin_axis) = plt.subplots(1, 2, figsize=(10, 4))
-    for metrics in rounds:
-        series = metrics["training"]["curves"]
-        label = f"round {metrics['round']}"
-        for axis, name in ((loss_axis, "loss"), (margin_axis, "rewards_margins")):
-            points = series.get(name) or []
-            if points:
-                axis.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 30 else None,
-                          label=label)
-    loss_axis.set(title="DPO loss", xlabel="step", ylabel="loss")
-    margin_axis.set(title="reward margin (chosen - rejected)", xlabel="step", ylabel="margin")
-    for axis in (loss_axis, margin_axis):
-        axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

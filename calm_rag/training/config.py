@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from calm_rag.clustering import DEFAULT_THRESHOLD
 from calm_rag.config import check_known_keys, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
-from calm_rag.languages import PAPER_LANGUAGES, parse_languages
 from calm_rag.generation.sampling import SamplingConfig
+from calm_rag.languages import PAPER_LANGUAGES, parse_languages
 from calm_rag.prompts import Mode
+from calm_rag.voting import DEFAULT_THRESHOLD
 
 LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from calm_rag.data.jsonl import read_json, write_json
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.loading import base_names, check_adapter_base
 from calm_rag.training import modeling
-from calm_rag.training.artifacts import RunFolder, read_json, write_json
+from calm_rag.training.artifacts import RunFolder
 
 
 def _base_name(run: Path) -> str:

@@ -43,7 +43,9 @@ def describe(resolved: Any) -> dict[str, Any]:
 
 def load_model(resolved: Any, *, device: str = "auto", dtype: str = "auto") -> LoadedModel:
     """Load a resolved model on `device` for training."""
-    model, tokenizer = load_causal_lm(resolved.path, device=device, dtype=dtype)
+    from calm_rag.models import ensure_transformers_weights
+
+    model, tokenizer = load_causal_lm(ensure_transformers_weights(resolved), device=device, dtype=dtype)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model, tokenizer, resolved)

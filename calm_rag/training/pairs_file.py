@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from calm_rag.data import read_jsonl
+from calm_rag.data.jsonl import read_jsonl
 from calm_rag.errors import CalmRagError
 
 FIELDS = ("prompt", "chosen", "rejected")

@@ -15,13 +15,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from calm_rag.clustering import Encode
-from calm_rag.extraction import extract_letter
 from calm_rag.languages import LANGUAGES
-from calm_rag.metrics import QuestionOutcome, summarize
 from calm_rag.questions import OPTION_LABELS, Choice
-from calm_rag.training.calm_loop import QuestionSamples
-from calm_rag.training.open_loop import OpenQuestionSamples, open_sampling_metrics
+from calm_rag.training.choice_round import QuestionSamples
+from calm_rag.training.open_round import OpenQuestionSamples, open_sampling_metrics
+from calm_rag.voting import Encode
+from calm_rag.voting.extraction import extract_letter
+from calm_rag.voting.metrics import QuestionOutcome, summarize
 
 MIN_TARGETS_FOR_WARNING = 10
 """Below this many targets one letter can dominate by chance; no warning is raised."""

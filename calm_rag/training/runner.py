@@ -24,28 +24,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from calm_rag.clustering import CachedEncoder, Encode
 from calm_rag.config import load_settings
-from calm_rag.data import dataset_hash, load_parallel_dataset
+from calm_rag.data.jsonl import read_json, read_records, write_json, write_jsonl
+from calm_rag.data.open import is_open_dataset, load_open_dataset
+from calm_rag.data.parallel import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import Generator
-from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.generation.loading import base_names, check_adapter_base
-from calm_rag.pipelines.freeform import is_open_dataset, load_encoder, load_open_dataset
+from calm_rag.generation.transformers_engine import TransformersGenerator
+from calm_rag.generation.translation import Translator
+from calm_rag.indexes.encoder import load_encoder
 from calm_rag.progress import StageProgress
 from calm_rag.questions import ParallelQuestion
 from calm_rag.training import modeling
-from calm_rag.training.artifacts import (
-    RunFolder,
-    copy_adapter,
-    library_versions,
-    plot_training,
-    read_json,
-    read_records,
-    write_json,
-    write_jsonl,
-)
-from calm_rag.training.calm_loop import (
+from calm_rag.training.artifacts import RunFolder, copy_adapter, library_versions
+from calm_rag.training.choice_round import (
     QuestionSamples,
     build_pairs,
     no_pairs_reason,
@@ -54,7 +47,7 @@ from calm_rag.training.calm_loop import (
 )
 from calm_rag.training.config import DPO_MEMORY_SETTINGS, CalmTrainConfig
 from calm_rag.training.dpo import train_dpo
-from calm_rag.training.open_loop import (
+from calm_rag.training.open_round import (
     OpenQuestionSamples,
     build_open_pairs,
     open_no_pairs_reason,
@@ -62,6 +55,7 @@ from calm_rag.training.open_loop import (
     sample_open_round,
 )
 from calm_rag.training.pairs_file import load_pairs_file
+from calm_rag.training.plot import plot_training
 from calm_rag.training.report import (
     chosen_letter,
     letter_warnings,
@@ -69,7 +63,7 @@ from calm_rag.training.report import (
     round_metrics,
     target_letters,
 )
-from calm_rag.generation.translation import Translator
+from calm_rag.voting import CachedEncoder, Encode
 
 Notify = Callable[[str], None]
 """Called with each warning or note as it happens (they are also in the summary)."""

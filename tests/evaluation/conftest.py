@@ -53,7 +53,7 @@ def write_open_dataset(folder: Path, rows_by_language: OpenRows) -> Path:
 
 def record_prompts(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
     """Patch `Generator.<method>` to keep every prompt it is given, to count and inspect generation work."""
-    from calm_rag.generation.base import Generator
+    from calm_rag.generation.transformers_engine import TransformersGenerator as Generator
 
     seen: list[str] = []
     original = getattr(Generator, method)

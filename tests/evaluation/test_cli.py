@@ -151,7 +151,7 @@ def test_index_gives_each_language_its_own_passages(dataset: Path, tiny_model: P
                                                     prompts_seen: list[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     index = QueryRecordingIndex()
-    monkeypatch.setattr("calm_rag.evaluation.harness.open_index", lambda config, settings: index)
+    monkeypatch.setattr("calm_rag.evaluation.choice_harness.open_index", lambda config, settings: index)
     payload = eval_json(dataset, "--model", tiny_model, "--languages", "en,de", "--index", "wiki", "--top-k", 1,
                         "--limit", 1, "--cache-dir", tmp_path / "cache")
     assert payload["index"] == "wiki" and payload["top_k"] == 1

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from calm_rag.data.open import load_open_dataset
 from calm_rag.evaluation import (
     OpenEvalConfig,
     OpenEvalRun,
@@ -19,7 +20,6 @@ from calm_rag.evaluation import (
 )
 from calm_rag.evaluation.cache import ItemCache
 from calm_rag.evaluation.report import markdown, metric_rows, rich_tables, write_reports
-from calm_rag.pipelines.freeform import load_open_dataset
 from tests.evaluation.conftest import QueryRecordingIndex, write_open_dataset
 from tests.fakes import FakeGenerator, concept_encoder
 

@@ -12,6 +12,7 @@ import pytest
 from calm_rag.errors import CalmRagError
 from calm_rag.indexes import Index, build_index, layout, list_indexes
 from calm_rag.indexes import build as build_module
+from calm_rag.indexes import versions as versions_module
 from calm_rag.indexes.chunking import ChunkingConfig
 from calm_rag.indexes.embedder import Embedder
 from tests.indexes.conftest import write_jsonl
@@ -127,7 +128,7 @@ def test_failed_update_leaves_previous_index_intact(corpus: Path, embedder: Embe
         raise OSError("disk full")
 
     with monkeypatch.context() as patched:
-        patched.setattr(build_module, "write_manifest", crash)  # after index.faiss and docstore are written
+        patched.setattr(versions_module, "write_manifest", crash)  # after index.faiss and docstore are written
         with pytest.raises(OSError, match="disk full"):
             build_index(_paths(corpus), "kb", embedder=embedder)
     with monkeypatch.context() as patched:

@@ -122,6 +122,8 @@ def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeBundle]:
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
             archive.writestr("model_download/modules.json", json.dumps([{"idx": 0, "path": "", "type": "x"}]))
             archive.writestr("model_download/config.json", "{}")
+            archive.writestr("model_download/config_sentence_transformers.json",
+                             json.dumps({"prompts": {"query": "task: search result | query: ", "document": ""}}))
             archive.writestr("model_download/model.safetensors", weights)
             archive.writestr("model_download/1_Pooling/config.json", "{}")
         payload = buffer.getvalue()

