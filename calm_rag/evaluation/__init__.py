@@ -5,13 +5,14 @@ consistency, the answer-letter distribution, and a comparison against the base m
 (`open_harness`, e.g. XQuAD-R; the multiple-choice one is `choice_harness`): the same headline numbers by semantic match of free-form answers
 against each language's gold, plus exact match."""
 
+from calm_rag.evaluation.choice_harness import EvalRun, evaluate, run_evaluation
+from calm_rag.evaluation.choice_scoring import ItemRecord, letter_distribution, score
 from calm_rag.evaluation.config import (
     EvalConfig,
     OpenEvalConfig,
     load_eval_config,
     load_open_eval_config,
 )
-from calm_rag.evaluation.choice_harness import EvalRun, evaluate, run_evaluation
 from calm_rag.evaluation.open_harness import (
     OpenEvalRun,
     evaluate_open,
@@ -20,7 +21,6 @@ from calm_rag.evaluation.open_harness import (
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.evaluation.report import build_payload, load_report, write_reports
 from calm_rag.evaluation.run import evaluate_dataset
-from calm_rag.evaluation.choice_scoring import ItemRecord, letter_distribution, score
 
 __all__ = ["EvalConfig", "EvalRun", "ItemRecord", "OpenEvalConfig", "OpenEvalRun", "OpenItemRecord", "build_payload",
            "evaluate", "evaluate_dataset", "evaluate_open", "letter_distribution", "load_eval_config", "load_open_eval_config",

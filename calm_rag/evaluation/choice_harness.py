@@ -31,8 +31,8 @@ from calm_rag.evaluation.cache import (
     model_fingerprint,
     prompts_fingerprint,
 )
-from calm_rag.evaluation.config import EvalConfig, OpenEvalConfig
 from calm_rag.evaluation.choice_scoring import ItemRecord, score
+from calm_rag.evaluation.config import EvalConfig, OpenEvalConfig
 from calm_rag.generation.base import Generator
 from calm_rag.generation.sampling import sample_choice_responses
 from calm_rag.generation.transformers_engine import TransformersGenerator

@@ -25,7 +25,6 @@ from calm_rag.data.open import load_open_dataset
 from calm_rag.data.parallel import dataset_hash
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.cache import ItemCache
-from calm_rag.evaluation.config import OpenEvalConfig
 from calm_rag.evaluation.choice_harness import (
     EvalModel,
     Progress,
@@ -33,6 +32,7 @@ from calm_rag.evaluation.choice_harness import (
     answer_with_cache,
     open_index,
 )
+from calm_rag.evaluation.config import OpenEvalConfig
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.generation.base import Generator
 from calm_rag.generation.open_sampling import sample_open_responses

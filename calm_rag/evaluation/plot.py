@@ -8,9 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from calm_rag.evaluation.report import run_name
-
 PALETTE = ("#9aa5b1", "#2b6cb0")
+
+
+def run_name(run: Mapping[str, Any]) -> str:
+    if run.get("label") not in ("model", "adapter", "base"):
+        return str(run.get("label"))
+    return f"{run['model']} + {run['adapter']}" if run.get("adapter") else str(run["model"])
 
 
 def _values(run: Mapping[str, Any], languages: list[str]) -> list[float]:

@@ -17,8 +17,10 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from calm_rag.data.jsonl import write_json, write_text_atomic
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.choice_scoring import top_letter_share
+from calm_rag.evaluation.plot import plot_report, run_name
 
 SCALARS = ("mean_accuracy", "mean_exact_match", "vote_accuracy", "vote_exact_match", "consistency",
            "top_letter_share")
@@ -95,12 +97,6 @@ def fmt(value: float | None, signed: bool = False) -> str:
     if value is None:
         return "–"
     return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def run_name(run: Mapping[str, Any]) -> str:
-    if run.get("label") not in ("model", "adapter", "base"):
-        return str(run.get("label"))
-    return f"{run['model']} + {run['adapter']}" if run.get("adapter") else str(run["model"])
 
 
 LANGUAGE_COLUMNS = (("accuracy", "accuracy_by_language", ""), ("exact match", "exact_match_by_language", " exact"),
@@ -236,13 +232,11 @@ def markdown(payload: Mapping[str, Any]) -> str:
 
 def write_reports(out: Path, payload: Mapping[str, Any]) -> list[Path]:
     """report.json, report.md and report.png under `out`."""
-    from calm_rag.evaluation.plot import plot_report  # plot.py imports this module
-
     paths = [out / "report.json", out / "report.md", out / "report.png"]
     try:
         out.mkdir(parents=True, exist_ok=True)
-        paths[0].write_text(json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
-        paths[1].write_text(markdown(payload), encoding="utf-8")
+        write_json(paths[0], payload)
+        write_text_atomic(paths[1], markdown(payload))
         plot_report(payload, paths[2])
     except OSError as error:
         raise CalmRagError(f"cannot write reports to {out}: {error}") from None
