@@ -20,7 +20,7 @@ from typing import Any, Literal
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import Generator
 from calm_rag.generation.sampling import sample_choice_responses
-from calm_rag.generation.translation import Translator
+from calm_rag.prompts import Translate
 from calm_rag.questions import ParallelQuestion, Question
 from calm_rag.responses import ChoiceResponse
 from calm_rag.training.config import CalmTrainConfig
@@ -112,15 +112,15 @@ def samples_from_records(questions: Sequence[ParallelQuestion], records: Sequenc
     return judge(questions, responses, config)
 
 
-def build_pairs(samples: Sequence[QuestionSamples], config: CalmTrainConfig, translator: Translator | None,
+def build_pairs(samples: Sequence[QuestionSamples], config: CalmTrainConfig, translate: Translate | None,
                 round_number: int) -> list[dict[str, Any]]:
     """Preference-pair records (conversational prompt/chosen/rejected plus id, lang, majority, translated)
     for every question that became a target."""
     plans = [plan for item in samples if item.target is not None
              for plan in plan_choice_pairs(item.question.id, item.responses, item.target, config.mode)]
-    pairs, pending = realize_choice_pairs(plans, config.mode, translator.translate_many if translator else None)
+    pairs, pending = realize_choice_pairs(plans, config.mode, translate)
     if pending:
-        raise CalmRagError(f"{len(pending)} pairs need a translated chosen answer but no translator was given")
+        raise CalmRagError(f"{len(pending)} pairs need a translated chosen answer but no translate function was given")
     return [{**pair.to_record(), "round": round_number} for pair in pairs]
 
 

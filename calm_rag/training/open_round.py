@@ -21,7 +21,7 @@ from typing import Any
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import Generator
 from calm_rag.generation.open_sampling import sample_open_responses
-from calm_rag.generation.translation import Translator
+from calm_rag.prompts import Translate
 from calm_rag.questions import ParallelQuestion
 from calm_rag.responses import OpenResponse
 from calm_rag.training.choice_round import Status
@@ -117,14 +117,14 @@ def open_samples_from_records(questions: Sequence[ParallelQuestion], records: Se
     return judge_open(questions, drawn, encode, config)
 
 
-def build_open_pairs(samples: Sequence[OpenQuestionSamples], translator: Translator | None, round_number: int
+def build_open_pairs(samples: Sequence[OpenQuestionSamples], translate: Translate | None, round_number: int
                      ) -> list[dict[str, Any]]:
     """Preference-pair records for every target question (cross-language chosen answers translated)."""
     plans = [plan for item in samples if item.status == "target"
              for plan in plan_open_pairs(item.question.id, item.samples, item.clustering)]
-    pairs, pending = realize_open_pairs(plans, translator.translate_many if translator else None)
+    pairs, pending = realize_open_pairs(plans, translate)
     if pending:
-        raise CalmRagError(f"{len(pending)} pairs need a translated chosen answer but no translator was given")
+        raise CalmRagError(f"{len(pending)} pairs need a translated chosen answer but no translate function was given")
     return [{**pair.to_record(), "round": round_number} for pair in pairs]
 
 

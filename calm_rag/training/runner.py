@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from calm_rag.config import load_settings
 from calm_rag.data.jsonl import read_json, read_records, write_json, write_jsonl
@@ -38,32 +38,18 @@ from calm_rag.progress import StageProgress
 from calm_rag.questions import ParallelQuestion
 from calm_rag.training import modeling
 from calm_rag.training.artifacts import RunFolder, copy_adapter, library_versions
-from calm_rag.training.choice_round import (
-    QuestionSamples,
-    build_pairs,
-    no_pairs_reason,
-    sample_round,
-    samples_from_records,
-)
 from calm_rag.training.config import DPO_MEMORY_SETTINGS, CalmTrainConfig
 from calm_rag.training.dpo import train_dpo
-from calm_rag.training.open_round import (
-    OpenQuestionSamples,
-    build_open_pairs,
-    open_no_pairs_reason,
-    open_samples_from_records,
-    sample_open_round,
-)
 from calm_rag.training.pairs_file import load_pairs_file
 from calm_rag.training.plot import plot_training
 from calm_rag.training.report import (
     chosen_letter,
     letter_warnings,
-    open_round_metrics,
     round_metrics,
     target_letters,
 )
-from calm_rag.voting import CachedEncoder, Encode
+from calm_rag.training.rounds import ChoiceRound, OpenRound, RoundKind, Samples
+from calm_rag.voting import CachedEncoder
 
 Notify = Callable[[str], None]
 """Called with each warning or note as it happens (they are also in the summary)."""
@@ -139,11 +125,9 @@ class _Run:
         modeling.save_adapter(loaded, directory / "adapter")
         return {"log_history": result.log_history, "training_s": time.monotonic() - began}
 
-    def check_letters(self, number: int, samples: Sequence[QuestionSamples] | None,
-                      pairs: Sequence[Mapping[str, Any]]) -> None:
-        """Warn before training (while there is still time to stop) when one letter dominates the targets."""
-        written = [chosen_letter(pair) for pair in pairs]
-        for warning in letter_warnings(target_letters(samples, pairs), written, self.config.letter_warn_share):
+    def warn(self, number: int, warnings: Sequence[str]) -> None:
+        """Say each pre-training warning (a dominant letter) while there is still time to stop."""
+        for warning in warnings:
             if self.notify:
                 self.notify(f"round {number}: {warning}")
 
@@ -228,70 +212,44 @@ def _counting(progress: StageProgress | None, stage: str, total: int) -> Callabl
     return advance
 
 
-Samples = TypeVar("Samples", QuestionSamples, OpenQuestionSamples)
-
-
-def _cached_round(run: _Run, number: int, questions: Sequence[ParallelQuestion],
-                  sample: Callable[[Generator, Callable[[int], None] | None], list[Samples]],
-                  reload: Callable[[list[dict[str, Any]], str], list[Samples]],
-                  pair: Callable[[list[Samples]], list[dict[str, Any]]],
+def _cached_round(run: _Run, number: int, questions: Sequence[ParallelQuestion], kind: RoundKind[Samples]
                   ) -> tuple[list[Samples], list[dict[str, Any]], dict[str, Any]]:
-    """The round's samples and pairs, from the cache when present; and how long each took. The kinds of
-    question differ only in how they sample, rebuild cached samples, and pair."""
+    """The round's samples and pairs, from the cache when present; and how long each took."""
     config, directory = run.config, run.round_dir(number)
     timings: dict[str, Any] = {}
     samples_file, pairs_file = directory / "samples.jsonl", directory / "pairs.jsonl"
     if samples_file.is_file():
-        samples = reload(read_records(samples_file), str(samples_file))
+        samples = kind.reload(read_records(samples_file), str(samples_file))
         run.say(f"round {number}: reused the cached samples")
     else:
         began = time.monotonic()
         total = sum(len([lang for lang in config.languages if lang in q.versions]) for q in questions) * config.samples
-        samples = sample(run.generator(number), _counting(run.progress, f"round {number}: sampling", total))
+        samples = kind.sample(run.generator(number), number, _counting(run.progress, f"round {number}: sampling", total))
         write_jsonl(samples_file, [item.to_record(number) for item in samples])
         timings["sampling_s"] = time.monotonic() - began
     if pairs_file.is_file():
         pairs = read_records(pairs_file)
     else:
         began = time.monotonic()
-        pairs = pair(samples)
+        pairs = kind.pair(samples, lambda requests: Translator(run.generator(number)).translate_many(requests), number)
         write_jsonl(pairs_file, pairs)
         timings["pairs_s"] = time.monotonic() - began
     return samples, pairs, timings
 
 
-def _sampling_round(run: _Run, number: int, questions: Sequence[ParallelQuestion]
-                    ) -> tuple[list[QuestionSamples], list[dict[str, Any]], dict[str, Any]]:
-    """Multiple choice: letters voted across languages (cot pairs may need the model to translate)."""
-    config = run.config
-    return _cached_round(
-        run, number, questions,
-        sample=lambda generator, progress: sample_round(generator, questions, config, number, progress),
-        reload=lambda records, where: samples_from_records(questions, records, config, where),
-        pair=lambda samples: build_pairs(samples, config, Translator(run.generator(number))
-                                         if config.mode == "cot" else None, number))
-
-
-def _open_sampling_round(run: _Run, number: int, questions: Sequence[ParallelQuestion], encode: Encode
-                         ) -> tuple[list[OpenQuestionSamples], list[dict[str, Any]], dict[str, Any]]:
-    """Open questions: free-form samples clustered by meaning instead of letters."""
-    config = run.config
-    return _cached_round(
-        run, number, questions,
-        sample=lambda generator, progress: sample_open_round(generator, encode, questions, config, number, progress),
-        reload=lambda records, where: open_samples_from_records(questions, records, encode, config, where),
-        pair=lambda samples: build_open_pairs(samples, Translator(run.generator(number)), number))
-
-
 def _load_questions(dataset: Path | str, config: CalmTrainConfig, split: str | None, limit: int | None
-                    ) -> tuple[list[ParallelQuestion], bool]:
-    """The selected questions, and whether they are open questions (a folder of records without choices)."""
+                    ) -> tuple[list[ParallelQuestion], RoundKind[Any], CalmTrainConfig]:
+    """The selected questions and the round implementation for their kind (a folder of records without
+    choices holds open questions); open questions also fix the embedder in the config."""
     if not is_open_dataset(dataset):
-        return load_parallel_dataset(dataset, config.languages, split, limit), False
+        questions = load_parallel_dataset(dataset, config.languages, split, limit)
+        return questions, ChoiceRound(questions, config), config
     if config.mode != "cot":
         raise CalmRagError(f"{dataset} holds open questions (no options), and --mode {config.mode} needs option "
                            "letters; use --mode cot")
-    return load_open_dataset(dataset, config.languages, split=split, limit=limit), True
+    questions = load_open_dataset(dataset, config.languages, split=split, limit=limit)
+    config = replace(config, embedder=config.embedder or load_settings().embedder)
+    return questions, OpenRound(questions, config, CachedEncoder(load_encoder(config.embedder))), config
 
 
 def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *, split: str | None = None,
@@ -301,11 +259,7 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
     """The CALM loop on a parallel dataset: per round, sample -> vote -> threshold -> pairs -> LoRA-DPO.
     Multiple-choice questions vote on letters; open questions (no `choices`) vote by clustering the answers'
     meanings with the embedder (`config.embedder`)."""
-    questions, open_questions = _load_questions(dataset, config, split, limit)
-    encode = None
-    if open_questions:
-        config = replace(config, embedder=config.embedder or load_settings().embedder)
-        encode = CachedEncoder(load_encoder(config.embedder))
+    questions, kind, config = _load_questions(dataset, config, split, limit)
     config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
     source = {"dataset": str(Path(dataset).resolve()), "split": split, "limit": limit,
               "questions": len(questions), "data_hash": dataset_hash(dataset, config.languages)}
@@ -320,34 +274,23 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
         if marker.is_file():
             rounds.append(read_json(marker))
         else:
-            if encode is not None:
-                open_samples, pairs, timings = _open_sampling_round(run, number, questions, encode)
-                reason = open_no_pairs_reason(open_samples, config)
-            else:
-                samples, pairs, timings = _sampling_round(run, number, questions)
-                reason = no_pairs_reason(samples, config)
+            samples, pairs, timings = _cached_round(run, number, questions, kind)
             if not pairs and number == 1:
                 folder.discard()  # nothing was trained: leave nothing behind, like any other bad input
-                raise CalmRagError(f"nothing to train: no preference pairs, because {reason}")
+                raise CalmRagError(f"nothing to train: no preference pairs, because {kind.no_pairs_reason(samples)}")
             history: dict[str, Any] = {"log_history": []}
             if pairs:
-                if encode is None:
-                    run.check_letters(number, samples, pairs)
+                run.warn(number, kind.warnings(samples, pairs))
                 history = run.train(number, pairs)
                 timings["training_s"] = history["training_s"]
-            if encode is not None:
-                metrics = open_round_metrics(number, open_samples, pairs, config.languages, history["log_history"],
-                                             encode, config.cluster_threshold)
-            else:
-                metrics = round_metrics(number, samples, pairs, config.languages, history["log_history"],
-                                        config.letter_warn_share)
+            metrics = kind.metrics(number, samples, pairs, history["log_history"])
             metrics.update(trained=bool(pairs), timings=timings)
             write_json(marker, metrics)
             rounds.append(metrics)
         if not rounds[-1]["trained"]:
             run.say(f"round {number} produced no pairs; stopping with round {number - 1}'s adapter")
             break
-    return run.finish(rounds, source, "train", config.languages, "open" if open_questions else config.mode)
+    return run.finish(rounds, source, "train", config.languages, kind.label)
 
 
 def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainConfig, *,
@@ -369,7 +312,8 @@ def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainCon
         metrics = read_json(marker)
     else:
         write_jsonl(run.round_dir(1) / "pairs.jsonl", records)
-        run.check_letters(1, None, records)
+        run.warn(1, letter_warnings(target_letters(None, records), [chosen_letter(pair) for pair in records],
+                                    config.letter_warn_share))
         history = run.train(1, records)
         metrics = round_metrics(1, None, records, languages, history["log_history"], config.letter_warn_share)
         metrics.update(trained=True, timings={"training_s": history["training_s"]})

@@ -41,7 +41,7 @@ def test_cot_round_pairs_with_translation(dataset: Path) -> None:
     generator = FakeGenerator(KNOWLEDGE)
     samples = sample_round(generator, questions, COT, round_number=1)  # type: ignore[arg-type]
     assert all(item.status == "target" and item.target == "A" for item in samples)
-    pairs = build_pairs(samples, COT, Translator(generator), round_number=1)  # type: ignore[arg-type]
+    pairs = build_pairs(samples, COT, Translator(generator).translate_many, round_number=1)  # type: ignore[arg-type]
     # every German response (2 per question) is rejected; no German response agrees, so the chosen
     # explanation is the English one translated into German
     assert len(pairs) == 2 * len(questions)

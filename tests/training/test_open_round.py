@@ -36,7 +36,7 @@ def test_dissenting_language_gets_translated_consensus_as_chosen() -> None:
     assert [len(c.members) for c in item.clustering.clusters] == [4, 2]
     assert item.clustering.consistency == 1 / 3  # en-zh agree, en-de and de-zh do not
 
-    pairs = build_open_pairs([item], Translator(generator), 1)  # type: ignore[arg-type]
+    pairs = build_open_pairs([item], Translator(generator).translate_many, 1)  # type: ignore[arg-type]
     assert len(pairs) == 2 and {p["lang"] for p in pairs} == {"de"} and all(p["translated"] for p in pairs)
     assert pairs[0]["chosen"] == [{"role": "assistant", "content": "Antwort: [de] Paris"}]
     assert pairs[0]["rejected"] == [{"role": "assistant", "content": "Antwort: Berlin"}]
