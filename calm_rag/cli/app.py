@@ -14,10 +14,41 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer import _click as click  # typer's own click: the exceptions its parser raises
+from typer.core import TyperGroup
 
 from calm_rag.errors import CalmRagError
 
+
+class OneLineErrors(TyperGroup):
+    """Flag errors (a value out of range, an unknown option, a missing argument) print one 'Error: ...' line
+    and exit 2, like every error a command raises, instead of a usage box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            outcome = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as error:
+            if not standalone_mode:
+                raise
+            error.show()
+            sys.exit(error.exit_code)
+        except click.exceptions.ClickException as error:
+            if not standalone_mode:
+                raise
+            err_console.print(f"[bold red]Error:[/] {error.format_message()}", highlight=False, soft_wrap=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            err_console.print("Aborted.")
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(outcome if isinstance(outcome, int) else 0)
+        return outcome
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="calm-rag",
     help="Multilingual QA with cross-lingual self-consistency voting and CALM self-alignment.",
     no_args_is_help=True,

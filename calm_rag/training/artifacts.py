@@ -133,7 +133,7 @@ def library_versions() -> dict[str, str | None]:
 
 
 def copy_adapter(source: Path, target: Path) -> None:
-    """Put a saved PEFT adapter's files at the top of `target`, where `Generator.load(adapter=...)` looks."""
+    """Put a saved PEFT adapter's files at the top of `target`, where `load_generator(..., adapter=...)` looks."""
     for item in source.iterdir():
         if item.is_file():
             shutil.copy2(item, target / item.name)

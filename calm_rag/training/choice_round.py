@@ -3,7 +3,7 @@
 Sampling is one batched `sample_choice_responses` call over all questions x languages x K (option
 rotation on by default, see `pipelines/sampling.py`). Each question's cross-lingual vote becomes a
 training target only above the threshold documented in `training/config.py`; questions below it
-are skipped and counted by reason. Pairs follow `calm_rag.pairs` (agreeing responses chosen,
+are skipped and counted by reason. Pairs follow `calm_rag.voting.choice_pairs` (agreeing responses chosen,
 disagreeing ones rejected); in cot mode a language with no agreeing response gets a chosen
 answer translated from another language by the model itself.
 

@@ -1,6 +1,6 @@
 """Loading the model to train: one copy of the base weights, trainable, plus an optional LoRA adapter.
 
-Training loads the model itself instead of through `Generator.load`, because the same object is
+Training loads the model itself instead of through `TransformersGenerator.load`, because the same object is
 used three ways in a run: sampled from (wrapped in a `Generator`), trained (DPOTrainer adds the
 LoRA adapter to it and computes the reference by disabling the adapter), and sampled from again
 in the next round. One copy of the weights serves all three.

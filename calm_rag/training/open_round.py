@@ -1,10 +1,10 @@
 """One CALM round on open questions: sample free-form answers -> cluster by meaning across languages ->
 target threshold -> preference pairs.
 
-The multiple-choice loop (`calm_loop.py`) votes on letters; here the vote is the cross-lingual
+The multiple-choice round (`choice_round.py`) votes on letters; here the vote is the cross-lingual
 semantic clustering of `calm_rag.voting.clustering`, and a question becomes a training target when its
 consensus cluster is clear: not abstained, not tied, and holding at least `min_support` of all
-samples. Pairs follow `calm_rag.freeform_pairs` (same-cluster samples chosen, other clusters
+samples. Pairs follow `calm_rag.voting.open_pairs` (same-cluster samples chosen, other clusters
 rejected; a language with no consensus sample gets the representative translated by the model).
 
 Samples are kept as JSON records holding every sampled text and its extracted span, so `--resume`

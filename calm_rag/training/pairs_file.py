@@ -1,7 +1,7 @@
 """Preference pairs made elsewhere (`calm-rag vote --pairs-out`, or any tool): read and check them.
 
 A pairs file is JSONL with `prompt`, `chosen` and `rejected` per line, either all conversational
-(lists of {role, content} messages, what `calm_rag.pairs` writes) or all plain strings, as TRL's
+(lists of {role, content} messages, what `calm_rag.voting.choice_pairs` writes) or all plain strings, as TRL's
 DPOTrainer accepts. Other fields (id, lang, majority, translated) are kept for the metrics and
 dropped before training. Every problem names the line and the field, because a bad line found
 after an hour of training is an hour lost.
