@@ -200,6 +200,15 @@ def build_index(paths: Iterable[str | os.PathLike[str]] | None, name: str, embed
         if previous is not None and index_type not in (None, "auto") and index_type != previous.index_type:
             wants_kind = index_type
 
+        warnings = verify_previous(target, root, previous, name) if previous is not None else []
+        if previous is None and not discovery.files:
+            raise _nothing_to_index(discovery)
+        # every record is read and checked before any model loads: bad input fails in milliseconds
+        per_file = _chunk_all([*plan.new, *plan.changed], chunk_config)
+        chunks: list[Chunk] = [chunk for result in per_file.values() for chunk in result.chunks]
+        if previous is None and not chunks:
+            raise _nothing_to_index(discovery)
+
         loaded: Embedder | None = None
         if embedder is not None or previous is None or plan.new or plan.changed:
             if embedder is None and recorded_manifest is not None:  # updates and --rebuild keep the embedder
@@ -216,25 +225,14 @@ def build_index(paths: Iterable[str | os.PathLike[str]] | None, name: str, embed
                              chunks=previous.chunks if previous else 0,
                              added=[s.key for s in plan.new], updated=[s.key for s in plan.changed],
                              removed=plan.removed, unchanged=plan.unchanged, skipped=discovery.skipped,
-                             ignored=discovery.ignored)
-        if previous is not None:
-            warning = verify_previous(target, root, previous, name)
-            if warning:
-                report.warnings.append(warning)
+                             ignored=discovery.ignored, warnings=warnings)
+        for result in per_file.values():
+            report.warnings.extend(result.warnings)
+            report.skipped_lines += result.skipped_lines
         if previous is not None and not (plan.new or plan.changed or plan.removed or wants_kind or not previous.checksums
                                          or previous.index.get("params") != store_config.to_dict()):
             report.seconds = time.perf_counter() - started
             return report
-        if previous is None and not discovery.files:
-            raise _nothing_to_index(discovery)
-
-        per_file = _chunk_all([*plan.new, *plan.changed], chunk_config)
-        chunks: list[Chunk] = [chunk for result in per_file.values() for chunk in result.chunks]
-        for result in per_file.values():
-            report.warnings.extend(result.warnings)
-            report.skipped_lines += result.skipped_lines
-        if previous is None and not chunks:
-            raise _nothing_to_index(discovery)
         assert loaded is not None or not chunks
         vectors = (loaded.embed_documents([chunk.text for chunk in chunks], progress=progress) if chunks
                    else np.zeros((0, previous.dimension if previous else 0), np.float32))
@@ -291,9 +289,7 @@ def build_from_chunks(chunks: Sequence[Chunk], name: str, *, sources: dict[str, 
                              embedder=loaded.model_id, documents=0, chunks=0, added=new, updated=changed,
                              unchanged=len(sources) - len(todo))
         if previous is not None:
-            warning = verify_previous(target, root, previous, name)
-            if warning:
-                report.warnings.append(warning)
+            report.warnings.extend(verify_previous(target, root, previous, name))
         if previous is not None and not todo:
             report.index_type, report.documents = previous.index_type, previous.documents
             report.chunks = previous.chunks

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -51,6 +51,36 @@ def _unknown(name: str, root: Path) -> CalmRagError:
     return CalmRagError(f"no index named {name!r} in {root}; {known}")
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+def _verified_version(root: Path, name: str, attempts: int = 3) -> tuple[Path, Manifest]:
+    """The folder and manifest of the published version of `name`, its files checked against the manifest's
+    checksums. A writer may swap in a new version between reading the manifest and hashing the files, so a
+    mismatch is reported as damage only if the manifest did not change meanwhile; otherwise it is read again."""
+    while True:
+        attempts -= 1
+        path = layout.published(root, name)
+        if path is None:
+            raise _unknown(name, root)
+        manifest_path = path / layout.MANIFEST_FILE
+        before = _identity(manifest_path)
+        manifest = read_manifest(manifest_path)
+        try:
+            if not integrity.verify_files(path, manifest, name=name, stamp=layout.stamp_path(root, name)):
+                log.warning("index %r has no checksums of its files (built before calm-rag recorded them), so "
+                            "they cannot be verified; `calm-rag index --name %s` records them", name, name)
+            return path, manifest
+        except CalmRagError:
+            if attempts <= 0 or _identity(manifest_path) == before:
+                raise
+
+
 class Index:
     """A read-only, thread-safe handle on one built index."""
 
@@ -77,13 +107,7 @@ class Index:
         """
         layout.validate_name(name)
         root = layout.readable_root(layout.index_root(index_dir))
-        path = layout.published(root, name)
-        if path is None:
-            raise _unknown(name, root)
-        manifest = read_manifest(path / layout.MANIFEST_FILE)
-        if not integrity.verify_files(path, manifest, name=name, stamp=layout.stamp_path(root, name)):
-            log.warning("index %r has no checksums of its files (built before calm-rag recorded them), so they "
-                        "cannot be verified; `calm-rag index --name %s` records them", name, name)
+        path, manifest = _verified_version(root, name)
         store = VectorStore.load(path / layout.INDEX_FILE, StoreConfig.from_dict(manifest.index.get("params", {})),
                                  manifest.index_type, path / layout.TOMBSTONES_FILE)  # type: ignore[arg-type]
         if store.dimension != manifest.dimension:
@@ -108,7 +132,7 @@ class Index:
     def close(self) -> None:
         self.docstore.close()
 
-    def __enter__(self) -> Index:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -93,7 +93,7 @@ class VectorStore:
         self.index = index
         self.kind = kind
         self.config = config
-        self.tombstones: set[int] = set(int(i) for i in (tombstones if tombstones is not None else ()))
+        self.tombstones: set[int] = {int(i) for i in (tombstones if tombstones is not None else ())}
 
     # -- construction -------------------------------------------------------------------------
 

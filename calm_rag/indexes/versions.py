@@ -43,12 +43,12 @@ def check_target(target: Path) -> None:
                            "(calm-rag never replaces what it did not build)")
 
 
-def verify_previous(target: Path, root: Path, previous: Manifest, name: str) -> str | None:
-    """Check the version an update starts from; a warning for an index that has no checksums to check."""
+def verify_previous(target: Path, root: Path, previous: Manifest, name: str) -> list[str]:
+    """Check the version an update starts from; the warnings for the report (an index without checksums)."""
     if integrity.verify_files(target, previous, name=name, stamp=layout.stamp_path(root, name)):
-        return None
-    return (f"index {name!r} had no checksums of its files (built before calm-rag recorded them); "
-            "this update records them")
+        return []
+    return [(f"index {name!r} had no checksums of its files (built before calm-rag recorded them); "
+             "this update records them")]
 
 
 def publish_version(staging: Path, root: Path, name: str, manifest: Manifest) -> None:
@@ -59,8 +59,8 @@ def publish_version(staging: Path, root: Path, name: str, manifest: Manifest) ->
 
 def write_version(staging: Path, target: Path, previous: Manifest | None, name: str, discovery: Discovery,
                   plan: Plan, per_file: dict[str, FileChunks], chunks: list[Chunk], vectors: np.ndarray,
-                   embedder: Embedder | None, store_config: StoreConfig, chunk_config: ChunkingConfig,
-                   wants_kind: str | None) -> Manifest:
+                  embedder: Embedder | None, store_config: StoreConfig, chunk_config: ChunkingConfig,
+                  wants_kind: str | None) -> Manifest:
     """Write the next version of the index into `staging` and return its manifest."""
     next_id = previous.next_id if previous else 0
     ids = np.arange(next_id, next_id + len(chunks), dtype=np.int64)

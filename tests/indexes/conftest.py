@@ -1,13 +1,27 @@
-"""Fixtures for the retrieval tests: the tiny embedder loaded once, and a small multilingual corpus."""
+"""Fixtures for the retrieval tests: the tiny embedder loaded once, and a small multilingual corpus; the count
+of generated fuzz cases, reported at the end of the run."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from calm_rag.indexes.embedder import Embedder
+
+FUZZ_CASES: Counter[str] = Counter()
+"""Reader -> inputs the property-based tests generated for it in this run (see test_fuzz_ingestion.py)."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show in the normal `pytest -q` output how many malformed inputs each reader was given."""
+    if FUZZ_CASES:
+        terminalreporter.write_sep("-", "generated malformed inputs")
+        for reader, count in sorted(FUZZ_CASES.items()):
+            terminalreporter.write_line(f"{reader}: {count} cases")
+
 
 ZH_TEXT = "巴黎是法国的首都。北京是中国的首都。长城是世界上最长的城墙。故宫位于北京市中心。"
 

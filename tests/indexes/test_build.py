@@ -137,7 +137,8 @@ def test_failed_update_leaves_previous_index_intact(corpus: Path, embedder: Embe
         with pytest.raises(KeyboardInterrupt):
             build_index(_paths(corpus), "kb", embedder=embedder)
 
-    assert sorted(p.name for p in (tmp_path / "indexes").iterdir()) == [".kb.lock", "kb"]  # no temp folders left
+    # no temp folders left (the lock and the verified-stamp of integrity.py are all there is besides the index)
+    assert sorted(p.name for p in (tmp_path / "indexes").iterdir()) == [".kb.lock", ".kb.verified.json", "kb"]
     after = Index.open("kb", embedder=embedder).search(["Aspirin"], 6)[0]
     assert [(h.id, h.text) for h in after] == [(h.id, h.text) for h in before]
 
@@ -151,7 +152,7 @@ def test_crash_between_the_two_renames_is_recovered(corpus: Path, embedder: Embe
     (corpus / "docs" / "en.txt").write_text("changed", encoding="utf-8")
     report = build_index(_paths(corpus), "kb", embedder=embedder)
     assert report.updated == ["docs/en.txt"] and not report.created
-    assert sorted(p.name for p in root.iterdir()) == [".kb.lock", "kb"]
+    assert sorted(p.name for p in root.iterdir()) == [".kb.lock", ".kb.verified.json", "kb"]
 
 
 def test_hnsw_index_deletes_with_tombstones(corpus: Path, embedder: Embedder, tmp_path: Path) -> None:

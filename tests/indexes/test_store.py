@@ -38,11 +38,17 @@ def test_search_remove_save_load_rebuild(kind: str, tmp_path: Path) -> None:
     assert sorted(compact.ids().tolist()) == list(range(1002, 1500))
 
 
-def test_fewer_vectors_than_top_k_pads_with_minus_one() -> None:
+def test_top_k_is_capped_by_the_index_size_before_allocating() -> None:
     store = VectorStore.build(16, [5, 6], _unit(2), StoreConfig())
-    scores, ids = store.search(_unit(1, seed=1), 4)
-    assert ids[0, 2:].tolist() == [-1, -1] and sorted(ids[0, :2].tolist()) == [5, 6]
-    assert np.isneginf(scores[0, 2:]).all()
+    scores, ids = store.search(_unit(3, seed=1), 4)
+    assert ids.shape == scores.shape == (3, 2) and sorted(ids[0].tolist()) == [5, 6]
+    # 10^8 (and 2^63, which no int64 holds) on a 2-vector index: two columns, not gigabytes or an overflow
+    for huge in (10**8, 2**63):
+        scores, ids = store.search(_unit(1, seed=1), huge)
+        assert ids.shape == (1, 2) and np.isfinite(scores).all()
+    empty = VectorStore.build(16, [], np.zeros((0, 16), np.float32), StoreConfig())
+    scores, ids = empty.search(_unit(1, seed=1), 10**8)
+    assert ids.tolist() == [[-1]] and np.isneginf(scores).all()
 
 
 def test_auto_switches_to_hnsw_at_the_threshold_and_compacts_tombstones() -> None:
