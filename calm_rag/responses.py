@@ -51,3 +51,6 @@ class OpenResponse:
     """The extracted short answer; None when unparseable."""
     explanation: str
     prompt: tuple[Message, ...]
+    span_source: str | None = None
+    """Where the span came from (`calm_rag.voting.spans.SpanSource`): the model's own answer line, or the
+    continuation of its turn after the answer label when that line was missing or too long."""

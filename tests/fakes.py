@@ -22,6 +22,7 @@ from calm_rag.languages import LANGUAGES
 class FakeGenerator:
     name = "fake-generator"
     has_chat_template = True
+    special_tokens: frozenset[str] = frozenset()
 
     def __init__(self, knowledge: dict[str, str], fallback: str = "Hmm, ich weiß es nicht.") -> None:
         self.knowledge = knowledge
@@ -41,6 +42,8 @@ class FakeGenerator:
         if open_lang:
             language = LANGUAGES[open_lang]
             known = self.knowledge.get(open_lang)
+            if not prompt.endswith("<assistant>"):  # the turn is continued after the answer label
+                return f" {known}" if known else ""
             return f"{language.answer_label}{language.colon}{known}" if known else self.fallback
         lang = next(code for code, language in LANGUAGES.items() if prompt.startswith(language.instruction)
                     or prompt.startswith(language.direct_instruction))
@@ -87,14 +90,17 @@ def concept_encoder(concepts: dict[str, int], calls: list[list[str]] | None = No
 
 
 class ScriptedGenerator:
-    """Answers an open-question prompt in language L with `script[L][k]` for its k-th copy in a batch;
+    """Answers an open-question prompt in language L with `script[L][k]` for its k-th copy in a batch; a
+    prompt continued after the answer label (a span asked for) with `continuations[L]` (nothing by default);
     translation prompts come back as "[<target>] <text>"."""
 
     name = "scripted"
     has_chat_template = True
+    special_tokens: frozenset[str] = frozenset()
 
-    def __init__(self, script: dict[str, list[str]]) -> None:
+    def __init__(self, script: dict[str, list[str]], continuations: dict[str, str] | None = None) -> None:
         self.script = script
+        self.continuations = continuations or {}
         self.calls: list[list[str]] = []
 
     def render(self, messages: Sequence[dict[str, str]], prefill: str = "") -> str:
@@ -113,6 +119,9 @@ class ScriptedGenerator:
                 continue
             lang = next(code for code, language in LANGUAGES.items()
                         if prompt.startswith(language.open_instruction))
+            if not prompt.endswith("<assistant>"):  # the turn is continued after the answer label
+                outputs.append(self.continuations.get(lang, ""))
+                continue
             outputs.append(self.script[lang][seen[prompt] % len(self.script[lang])])
             seen[prompt] += 1
         if progress:

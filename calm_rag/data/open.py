@@ -8,6 +8,7 @@ from pathlib import Path
 from calm_rag.data.jsonl import read_jsonl
 from calm_rag.data.parallel import available_languages, check_limit, check_split, first_selected, read_parallel_lines
 from calm_rag.errors import CalmRagError
+from calm_rag.languages import is_language_tag
 from calm_rag.questions import ParallelQuestion, Question
 
 XQUAD_QUERIES = "queries.jsonl"
@@ -69,12 +70,19 @@ def _xquad_questions(path: Path, languages: Sequence[str], split: str | None) ->
     by_id: dict[str, dict[str, Question]] = {}
     present: set[str] = set()
     splits: set[str] = set()
+    seen: dict[tuple[str, str], int] = {}
     for number, record in read_jsonl(path):
         where = f"{path}:{number}"
         for key in ("squad_id", "lang"):
             if not isinstance(record.get(key), str) or not record[key].strip():
                 raise CalmRagError(f"{where}: missing or empty field {key!r}")
         squad_id, lang = record["squad_id"], record["lang"]
+        if not is_language_tag(lang):
+            raise CalmRagError(f"{where}: lang {lang[:40]!r} is not a language code (e.g. en, de, zh, pt-BR)")
+        if (squad_id, lang) in seen:
+            raise CalmRagError(f"{where}: a second {lang} question for squad_id {squad_id} (first on line "
+                               f"{seen[squad_id, lang]})")
+        seen[squad_id, lang] = number
         record_split = str(record["split"]) if record.get("split") else None
         present.add(lang)
         versions = by_id.setdefault(squad_id, {})
@@ -82,11 +90,8 @@ def _xquad_questions(path: Path, languages: Sequence[str], split: str | None) ->
             splits.add(record_split)
         if lang not in languages or (split is not None and record_split != split):
             continue
-        version = Question.from_record({"id": squad_id, "lang": lang, "question": record.get("question"),
-                                          "answer": record.get("answer")}, where=where)
-        if lang in versions:
-            raise CalmRagError(f"{where}: a second {lang} question for squad_id {squad_id}")
-        versions[lang] = version
+        versions[lang] = Question.from_record({"id": squad_id, "lang": lang, "question": record.get("question"),
+                                               "answer": record.get("answer")}, where=where)
     missing = [lang for lang in languages if lang not in present]
     if missing:
         raise CalmRagError(f"{path} has no {', '.join(missing)} questions; "

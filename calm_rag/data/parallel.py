@@ -66,12 +66,21 @@ def read_parallel_lines(folder: Path, languages: Sequence[str], split: str | Non
     for lang in languages:
         path = folder / f"{lang}.jsonl"
         rows = []
+        seen: dict[str, int] = {}
         for number, record in read_jsonl(path):
+            where = f"{path}:{number}"
             record.setdefault("lang", lang)
             record_split = str(record["split"]) if record.get("split") else None
             if record_split:
                 splits.add(record_split)
-            rows.append((number, Question.from_record(record, where=f"{path}:{number}"), record_split))
+            question = Question.from_record(record, where=where)
+            if question.lang != lang:
+                raise CalmRagError(f"{where}: lang {record['lang']!r} in the {lang} file; each file holds one "
+                                   "language, named by the file")
+            if question.id in seen:
+                raise CalmRagError(f"{where}: id {question.id!r} again (first on line {seen[question.id]})")
+            seen[question.id] = number
+            rows.append((number, question, record_split))
         per_language[lang] = rows
 
     counts = {lang: len(rows) for lang, rows in per_language.items()}
@@ -89,9 +98,16 @@ def read_parallel_lines(folder: Path, languages: Sequence[str], split: str | Non
             if other.id != first.id:
                 raise CalmRagError(f"{folder}: not parallel at {lang}.jsonl line {other_number}: id {other.id!r} "
                                    f"where {reference}.jsonl line {number} has {first.id!r}")
+            if other.labels != first.labels:
+                raise CalmRagError(f"{folder}: not parallel at {lang}.jsonl line {other_number}: {_options(other)} "
+                                   f"where {reference}.jsonl line {number} has {_options(first)}")
             versions[lang] = (other_number, other)
         lines.append(ParallelLine(versions, record_split))
     return lines
+
+
+def _options(question: Question) -> str:
+    return f"{len(question.choices)} choices ({''.join(question.labels)})" if question.choices else "no choices"
 
 
 def load_parallel_dataset(folder: Path | str, languages: Sequence[str], split: str | None = None,

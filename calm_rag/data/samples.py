@@ -16,7 +16,6 @@ from typing import Literal
 
 from calm_rag.data.jsonl import read_jsonl
 from calm_rag.errors import CalmRagError
-from calm_rag.languages import get_language
 from calm_rag.prompts import mcq_messages
 from calm_rag.questions import ParallelQuestion, Question
 from calm_rag.responses import ChoiceResponse
@@ -56,8 +55,7 @@ def load_samples(path: Path, languages: Sequence[str] | None = None, on_error: O
     for number, record in read_jsonl(path, problem):
         where = f"{path}:{number}"
         try:
-            question = Question.from_record(record, where=where)
-            get_language(question.lang)
+            question = Question.from_record(record, where=where, unique_texts=True)
             if len(question.choices) < 2:
                 raise CalmRagError(f"{where}: needs at least 2 choices")
             responses = record.get("responses")
@@ -74,6 +72,11 @@ def load_samples(path: Path, languages: Sequence[str] | None = None, on_error: O
                                                                           question.answer))
         if question.lang in entry.question.versions:
             problem(f"{where}: duplicate record for id {question.id!r} in language {question.lang!r}")
+            continue
+        other = next(iter(entry.question.versions.values()), None)
+        if other is not None and other.labels != question.labels:
+            problem(f"{where}: {len(question.choices)} choices ({''.join(question.labels)}) where the {other.lang} "
+                    f"record of id {question.id!r} has {len(other.choices)} ({''.join(other.labels)})")
             continue
         if entry.question.answer != question.answer and question.answer is not None:
             problem(f"{where}: gold answer {question.answer!r} differs from {entry.question.answer!r} "

@@ -5,8 +5,8 @@ revision, or its folder), the adapter's files, the eval settings that matter
 (`EvalConfig.fingerprint`), the prompts of the languages used, and the dataset files. A
 run with the same inputs continues where an interrupted one stopped; any change starts a
 new file instead of mixing answers. Lines are appended and flushed per finished batch of
-questions, so a kill loses at most one batch; a torn last line is ignored on reading. The
-records are whatever the eval keeps (`ItemRecord` for multiple choice, `OpenItemRecord` for open
+questions, so a kill loses at most one batch; a torn last line is ignored on reading and cut off before
+the next append. The records are whatever the eval keeps (`ItemRecord` for multiple choice, `OpenItemRecord` for open
 questions): anything with an `id` that round-trips through `to_json`/`from_json`.
 """
 
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+from calm_rag.data.jsonl import write_json
 from calm_rag.errors import CalmRagError
 from calm_rag.languages import get_language
 
@@ -83,40 +85,61 @@ class ItemCache(Generic[Record]):
         self.record_type = record_type
 
     def load(self) -> dict[str, Record]:
-        """Cached records by question id; unreadable lines (a write cut short) are skipped."""
+        """Cached records by question id. A line that does not read back (a write cut short, even inside a
+        UTF-8 character; a record of another shape) is skipped: that item is computed again."""
         records: dict[str, Record] = {}
         if not self.path.is_file():
             return records
-        with self.path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = self.record_type.from_json(json.loads(line))
-                except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                    continue
-                records[record.id] = record
+        try:
+            data = self.path.read_bytes()
+        except OSError as error:
+            raise CalmRagError(f"cannot read the eval cache {self.path}: {error.strerror or error}") from None
+        for line in data.splitlines():
+            try:
+                record = self.record_type.from_json(json.loads(line.decode("utf-8")))
+            except (ValueError, RecursionError, KeyError, TypeError, AttributeError, IndexError):
+                continue  # ValueError covers UnicodeDecodeError and JSONDecodeError
+            records[record.id] = record
         return records
 
     def append(self, records: Iterable[Record]) -> None:
+        """Add finished records; a torn last line (a killed write) is cut off first, so the file stays
+        one complete record per line."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             meta = self.path.with_suffix(".meta.json")
             if not meta.exists():
-                meta.write_text(json.dumps(self.parts, indent=2, default=str) + "\n", encoding="utf-8")
+                write_json(meta, self.parts)
+            self._drop_torn_tail()
             with self.path.open("a", encoding="utf-8") as handle:
-                if self._torn():
-                    handle.write("\n")  # end a line cut short so the next record starts on its own
                 for record in records:
                     handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
                 handle.flush()
         except OSError as error:
             raise CalmRagError(f"cannot write the eval cache {self.path}: {error}") from None
 
-    def _torn(self) -> bool:
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            return False
-        with self.path.open("rb") as handle:
-            handle.seek(-1, 2)
-            return handle.read(1) != b"\n"
+    def _drop_torn_tail(self) -> None:
+        """Truncate the file after its last newline: what follows is a record whose write was cut short."""
+        if not self.path.is_file():
+            return
+        with self.path.open("r+b") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            end = 0
+            position = size
+            while position > 0 and not end:  # read back in blocks until the last newline
+                start = max(0, position - 65536)
+                handle.seek(start)
+                block = handle.read(position - start)
+                newline = block.rfind(b"\n")
+                if newline >= 0:
+                    end = start + newline + 1
+                position = start
+            handle.truncate(end)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -14,17 +14,23 @@ embedder and a cosine threshold, which only change scoring, never the cached ans
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from calm_rag.config import check_known_keys, read_toml_table
+from calm_rag.config import Range, check_fields, check_known_keys, check_values, read_toml_table
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
 from calm_rag.generation.sampling import SamplingConfig
 from calm_rag.languages import PAPER_LANGUAGES, parse_languages
 from calm_rag.prompts import Mode
 from calm_rag.voting import DEFAULT_THRESHOLD, ClusterConfig
+
+RANGES: dict[str, Range] = {"samples": (1, None), "batch_size": (1, None), "max_new_tokens": (1, None),
+                             "temperature": (0, None), "seed": (0, None), "top_k": (1, None)}
+"""Single-setting ranges of both eval configs, checked with the types (`calm_rag.config.check_values`); a
+non-positive --limit is the dataset reader's to refuse (`calm_rag.data.parallel.check_limit`)."""
 
 SAMPLED_TEMPERATURE = 0.7
 """Temperature for chain-of-thought runs with several samples per language (one sample is greedy)."""
@@ -55,7 +61,10 @@ class EvalConfig:
     index_dir: Path | None = None
     top_k: int = 5
 
+    ranges: ClassVar[Mapping[str, Range]] = RANGES
+
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.mode == "direct" and self.samples > 1 and not self.permute:
             raise CalmRagError("--samples > 1 in direct mode without --permute repeats one exact distribution; "
                                "add --permute (K rotations per language) or use --samples 1")
@@ -92,8 +101,10 @@ Config = TypeVar("Config", "EvalConfig", "OpenEvalConfig")
 
 
 def _build(cls: type[Config], data: dict[str, Any], what: str) -> Config:
-    """A config from TOML/CLI values: unknown keys refused, languages parsed, paths made paths."""
+    """A config from TOML/CLI values: unknown keys refused, types and ranges checked, languages parsed,
+    paths made paths."""
     check_known_keys(cls, data, what)
+    check_values(cls, data)
     values = dict(data)
     if "languages" in values:
         values["languages"] = tuple(parse_languages(values["languages"]))
@@ -105,10 +116,14 @@ def _build(cls: type[Config], data: dict[str, Any], what: str) -> Config:
         raise CalmRagError(f"bad eval settings: {error}") from None
 
 
-def _settings(path: Path | None, overrides: dict[str, Any] | None) -> dict[str, Any]:
+def _settings(cls: type, path: Path | None, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The file's `[eval]` table (its keys, types and ranges checked, so errors name the file) under the
+    explicit `overrides`."""
     data: dict[str, Any] = {}
     if path is not None:
         data = read_toml_table(path, "eval")
+        check_known_keys(cls, data, "eval settings", where=str(path))
+        check_values(cls, data, where=str(path))
     data.update(overrides or {})
     if data.get("split") == "all":
         data["split"] = None
@@ -118,7 +133,7 @@ def _settings(path: Path | None, overrides: dict[str, Any] | None) -> dict[str, 
 def load_eval_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> EvalConfig:
     """Defaults <- the `[eval]` table of `path` (or the whole file) <- `overrides` (explicit flags).
     A split of "all" means every line of the dataset."""
-    return EvalConfig.from_dict(_settings(path, overrides))
+    return EvalConfig.from_dict(_settings(EvalConfig, path, overrides))
 
 
 @dataclass(frozen=True)
@@ -144,8 +159,14 @@ class OpenEvalConfig:
     """Embeds answers for clustering and semantic match; None: the settings' embedder."""
     threshold: float = DEFAULT_THRESHOLD
     """Cosine at or above which two answers (or an answer and the gold) mean the same."""
+    continue_spans: bool = True
+    """Ask for the short span after the answer label when a response has no short answer line of its own
+    (`calm_rag.generation.open_sampling`); off measures the model's own answer lines alone."""
+
+    ranges: ClassVar[Mapping[str, Range]] = RANGES
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.samples < 1:
             raise CalmRagError("--samples must be a positive integer")
         if self.top_k < 1:
@@ -176,4 +197,4 @@ class OpenEvalConfig:
 
 def load_open_eval_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> OpenEvalConfig:
     """`load_eval_config` for open-question datasets: the same `[eval]` table and precedence."""
-    return OpenEvalConfig.from_dict(_settings(path, overrides))
+    return OpenEvalConfig.from_dict(_settings(OpenEvalConfig, path, overrides))

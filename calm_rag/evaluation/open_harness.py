@@ -82,7 +82,7 @@ def evaluate_open(generator: Generator, questions: Sequence[ParallelQuestion], c
     def answer_units(units: list[ParallelQuestion], passages: list[list[Passage]] | None,
                      progress: Progress | None) -> list[dict[str, list[OpenResponse]]]:
         return sample_open_responses(generator, units, config.languages, config.samples, generation, passages,
-                              progress=progress)
+                                     progress=progress, continue_spans=config.continue_spans)
 
     return answer_with_cache(questions, config.languages, config.samples, config.batch_size, answer_units,
                              OpenItemRecord.from_samples, cache=cache, index=index, top_k=config.top_k,

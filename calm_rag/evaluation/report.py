@@ -8,7 +8,6 @@ open-question runs (mode "open") carry exact match instead; every rendering show
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from calm_rag.data.jsonl import write_json, write_text_atomic
+from calm_rag.data.jsonl import read_json, write_json, write_text_atomic
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.choice_scoring import top_letter_share
 from calm_rag.evaluation.plot import plot_report, run_name
@@ -79,16 +78,68 @@ def build_payload(run: dict[str, Any], baseline: dict[str, Any] | None = None) -
 
 
 def load_report(path: Path) -> dict[str, Any]:
-    """An earlier report.json as a baseline (its top-level run)."""
+    """An earlier report.json as a baseline (its top-level run), checked to be one before any work starts:
+    a binary, truncated or hand-edited file is one line now, not a traceback after the whole eval."""
     try:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise CalmRagError(f"cannot read baseline report {path}: {error}") from None
+        payload = read_json(Path(path))
+    except CalmRagError as error:
+        raise CalmRagError(f"cannot read baseline report {path}: {str(error).removeprefix(f'cannot read {path}: ')}"
+                           ) from None
     if not isinstance(payload, dict) or "accuracy_by_language" not in payload:
         raise CalmRagError(f"{path} is not a calm-rag eval report.json")
     run = {key: value for key, value in payload.items() if key not in ("baseline", "delta")}
+    problem = _report_problem(run)
+    if problem:
+        raise CalmRagError(f"{path} is not a calm-rag eval report.json: {problem}")
     run["label"] = str(path)
     return run
+
+
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+
+
+def _counts(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool)
+                                           and n >= 0 for k, n in value.items())
+
+
+REPORT_FIELDS: dict[str, tuple[bool, Any]] = {
+    "data": (True, lambda v: isinstance(v, str)),
+    "data_hash": (True, lambda v: isinstance(v, str)),
+    "mode": (True, lambda v: isinstance(v, str)),
+    "split": (True, lambda v: v is None or isinstance(v, str)),
+    "languages": (True, lambda v: isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v)),
+    "n_questions": (True, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "samples": (True, lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "timings": (True, lambda v: isinstance(v, dict)),
+    "permute": (False, lambda v: isinstance(v, bool)),
+    "model": (False, lambda v: isinstance(v, str)),
+    "top_k": (False, lambda v: v is None or isinstance(v, int)),
+    **{name: (False, _number) for name in SCALARS},
+    **{name: (name == "accuracy_by_language", lambda v: isinstance(v, dict)
+              and all(isinstance(k, str) and _number(x) for k, x in v.items())) for name in PER_LANGUAGE},
+    "per_question": (False, lambda v: isinstance(v, list) and all(
+        isinstance(item, dict) and isinstance(item.get("id"), str)
+        and all(key in item and item[key] is not None and _number(item[key]) for key in PAIRED.values())
+        for item in v)),
+    "letters": (False, lambda v: isinstance(v, dict) and all(_counts(v.get(key)) for key in ("overall", "vote", "gold"))
+                and isinstance(v.get("by_language"), dict) and all(_counts(x) for x in v["by_language"].values())),
+}
+"""What the renderings and the comparison read from a baseline run: field -> (required, check)."""
+
+
+def _report_problem(run: Mapping[str, Any]) -> str | None:
+    for name, (required, check) in REPORT_FIELDS.items():
+        if name not in run:
+            if required:
+                return f"no {name!r}"
+            continue
+        if not check(run[name]):
+            return f"{name!r} is not what an eval writes"
+    if run["mode"] != "open" and "permute" not in run:
+        return "no 'permute'"
+    return None
 
 
 # ---- shared formatting ------------------------------------------------------------------------

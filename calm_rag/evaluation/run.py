@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from calm_rag.config import Settings, load_settings
+from calm_rag.config import Settings, check_device, check_dtype, load_settings
 from calm_rag.data.open import is_open_dataset
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.choice_harness import ProgressFactory, run_evaluation
@@ -46,6 +46,8 @@ def evaluate_dataset(data: Path, *, overrides: Mapping[str, Any] | None = None, 
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     open_questions = is_open_dataset(data)
     check_kind_settings(data, open_questions, given)
+    check_device(device or settings.device)
+    check_dtype(dtype)
     baseline = load_report(Path(compare_to)) if compare_to not in (None, "base") else None
     options: dict[str, Any] = {
         "model": model or settings.generator, "adapter": adapter, "compare_base": compare_to == "base",

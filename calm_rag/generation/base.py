@@ -55,6 +55,10 @@ class Generator(Protocol):
 
     name: str
     """The model's name as reports and adapters record it (hub id or short name)."""
+    special_tokens: frozenset[str]
+    """The tokenizer's added and special tokens (`calm_rag.prompts.tokenizer_control_tokens`), stripped from
+    retrieved passages so a document cannot open a chat turn; empty where the tokenizer is unknown (only the
+    prompts module's fixed floor applies then)."""
 
     def render(self, messages: Sequence[Message], prefill: str = "") -> str:
         """Messages -> the prompt string ending with the assistant turn's start; `prefill` continues that

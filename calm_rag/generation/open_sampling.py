@@ -1,26 +1,44 @@
-"""Open-question sampling: every question in every language, K free-form answers each, in one batched call.
+"""Open-question sampling: every question in every language, K free-form answers each, and a short answer
+span for every one of them.
 
-Each answer's short span is read right away (`calm_rag.voting.spans`), so voting and pairs work on spans.
+The model is asked to end with a localized answer line ("Antwort: ..."), but small models often do not, or
+write a whole sentence there; a sentence neither matches the gold nor clusters with other languages'
+answers. So after the free-form pass, every sample without a short answer line gets its turn continued:
+the prompt, the model's own explanation, then the answer label ("Antwort:"), decoded greedily for a few
+tokens up to the end of the line - one more batched call, on any engine, that only ever adds a span.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Generator, Progress
-from calm_rag.prompts import Message, Passage, open_messages
+from calm_rag.prompts import Message, Passage, answer_prefill, open_messages
 from calm_rag.questions import ParallelQuestion
 from calm_rag.responses import OpenResponse
-from calm_rag.voting.spans import split_response
+from calm_rag.voting.spans import SpanReading, first_span_line, needs_continuation, split_response
+
+SPAN_TOKENS = 24
+"""New tokens for a continued span: enough for a name, a number with its unit or a date."""
+
+
+def continuation_prefill(text: str, reading: SpanReading, lang: str) -> str:
+    """What follows the assistant turn's start when the span is asked for: the model's own words (only its
+    explanation when it wrote a long answer line, everything when it wrote none), then the answer label."""
+    body = reading.explanation if reading.source == "answer_line" else text.strip()
+    return (body + "\n" if body else "") + answer_prefill(lang)
 
 
 def sample_open_responses(generator: Generator, questions: Sequence[ParallelQuestion], languages: Sequence[str],
-                   samples: int, generation: GenerationConfig,
-                   passages: Sequence[Sequence[Passage]] | None = None,
-                   progress: Progress | None = None) -> list[dict[str, list[OpenResponse]]]:
-    """For each question: language -> its `samples` responses, all in one batched generate call. A question
-    is sampled in the given languages it has a version in."""
+                          samples: int, generation: GenerationConfig,
+                          passages: Sequence[Sequence[Passage]] | None = None,
+                          progress: Progress | None = None, continue_spans: bool = True
+                          ) -> list[dict[str, list[OpenResponse]]]:
+    """For each question: language -> its `samples` responses, in one batched generate call (plus one short
+    greedy call for the spans to continue, unless `continue_spans` is off). A question is sampled in the
+    given languages it has a version in."""
     slots: list[tuple[int, str, tuple[Message, ...]]] = []
     results: list[dict[str, list[OpenResponse]]] = []
     for number, question in enumerate(questions):
@@ -30,10 +48,20 @@ def sample_open_responses(generator: Generator, questions: Sequence[ParallelQues
         results.append({lang: [] for lang in present})
         context = passages[number] if passages else ()
         for lang in present:
-            prompt = tuple(open_messages(question.versions[lang].question, lang, context))
+            prompt = tuple(open_messages(question.versions[lang].question, lang, context, generator.special_tokens))
             slots.extend((number, lang, prompt) for _ in range(samples))
     outputs = generator.generate([generator.render(prompt) for _, _, prompt in slots], generation, progress=progress)
-    for (number, lang, prompt), text in zip(slots, outputs):
-        explanation, span = split_response(text, lang)
-        results[number][lang].append(OpenResponse(lang, text, span, explanation, prompt))
+    readings = [split_response(text, lang) for (_, lang, _), text in zip(slots, outputs)]
+    spans = [(reading.span, reading.source) for reading in readings]
+    pending = [index for index, reading in enumerate(readings) if needs_continuation(reading)] if continue_spans else []
+    if pending:
+        prompts = [generator.render(slots[i][2], prefill=continuation_prefill(outputs[i], readings[i], slots[i][1]))
+                   for i in pending]
+        greedy = replace(generation, temperature=0.0, max_new_tokens=SPAN_TOKENS)
+        for index, continued in zip(pending, generator.generate(prompts, greedy)):
+            span = first_span_line(continued)
+            if span:
+                spans[index] = (span, "continuation")
+    for (number, lang, prompt), text, reading, (span, source) in zip(slots, outputs, readings, spans):
+        results[number][lang].append(OpenResponse(lang, text, span, reading.explanation, prompt, source))
     return results

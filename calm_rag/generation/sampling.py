@@ -61,7 +61,7 @@ def _languages_of(question: ParallelQuestion, languages: Sequence[str]) -> list[
 
 
 def _slots(questions: Sequence[ParallelQuestion], config: SamplingConfig,
-           passages: Sequence[Sequence[Passage]] | None) -> list[_Slot]:
+           passages: Sequence[Sequence[Passage]] | None, special_tokens: frozenset[str]) -> list[_Slot]:
     slots = []
     for number, question in enumerate(questions):
         context = passages[number] if passages else ()
@@ -70,7 +70,7 @@ def _slots(questions: Sequence[ParallelQuestion], config: SamplingConfig,
             for sample in range(config.samples):
                 shift = lang_index * config.samples + sample if config.permute else 0
                 shown, label_map = question.versions[lang].permuted(shift)
-                slots.append(_Slot(number, lang, shown, label_map, tuple(mcq_messages(shown, config.mode, context))))
+                slots.append(_Slot(number, lang, shown, label_map, tuple(mcq_messages(shown, config.mode, context, special_tokens))))
     return slots
 
 
@@ -79,7 +79,7 @@ def sample_choice_responses(generator: Generator, questions: Sequence[ParallelQu
                      ) -> list[dict[str, list[ChoiceResponse]]]:
     """For each question: language -> its K responses, in sample order. A question is sampled in the
     configured languages it has a version in."""
-    slots = _slots(questions, config, passages)
+    slots = _slots(questions, config, passages, generator.special_tokens)
     results: list[dict[str, list[ChoiceResponse]]] = [
         {lang: [] for lang in _languages_of(question, config.languages)} for question in questions]
     if config.mode == "direct":

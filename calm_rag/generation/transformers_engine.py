@@ -21,7 +21,7 @@ import torch
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Progress
 from calm_rag.generation.loading import base_names, check_adapter_base, load_causal_lm
-from calm_rag.prompts import Message
+from calm_rag.prompts import Message, tokenizer_control_tokens
 
 
 class TransformersGenerator:
@@ -39,6 +39,7 @@ class TransformersGenerator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        self.special_tokens = tokenizer_control_tokens(tokenizer)
         if not self.has_chat_template and not plain_prompts:
             raise CalmRagError(f"model {name} has no chat template; pass --plain-prompts to prompt it with plain text")
         self._label_tokens: dict[str, list[int]] = {}

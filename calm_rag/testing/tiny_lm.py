@@ -23,7 +23,7 @@ def _corpus() -> list[str]:
 
     lines = []
     for lang in LANGUAGES.values():
-        lines += [lang.instruction, lang.direct_instruction, lang.freeform_instruction, lang.question_label,
+        lines += [lang.instruction, lang.direct_instruction, lang.open_instruction, lang.question_label,
                   lang.options_label, lang.answer_label, *lang.answer_markers]
     lines += ["A. B. C. D. E. (A) (B) (C) (D) (E) A B C D E", "Answer: C", "0123456789"]
     return lines

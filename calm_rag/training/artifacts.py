@@ -5,6 +5,10 @@ artifact is written, so `--out` is either absent or complete (a killed run never
 half-written adapter that `ask --adapter` would load). The partial folder also holds `work/`:
 the per-round caches and Trainer checkpoints that `--resume` continues from, and `run.json`,
 the run's config and inputs, which a resumed run must match.
+
+`--overwrite` replaces only what calm-rag wrote: every run folder carries a marker (`MARKER`) from
+its first moment, and anything at `--out` without one is refused. The old run is renamed aside
+before the new one moves in and deleted after, so no crash can lose both.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -39,22 +44,38 @@ class RunFolder:
     def open(cls, out: Path | str, *, resume: bool = False, overwrite: bool = False, resumable: bool = True
              ) -> RunFolder:
         """Claim `out`: refuse an existing one unless `overwrite`; continue a partial one only with `resume`.
-        A non-resumable job (merge) just discards a partial folder left by a crash."""
+        A non-resumable job (merge) just discards a partial folder left by a crash.
+
+        `overwrite` only ever replaces a calm-rag run (`is_run`): anything else at `out` (a file, a folder of
+        someone's data, a typo'd home directory) is refused, whatever the flags say."""
         if resume and overwrite:
             raise CalmRagError("--resume and --overwrite exclude each other")
         out = Path(out)
         partial = out.parent / f".{out.name}.partial"
-        if out.exists() and not overwrite:
-            if resume:
-                raise CalmRagError(f"{out} is a finished run, there is nothing to resume; pass --overwrite to redo it")
-            raise CalmRagError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
-        if partial.exists() and not resume:
-            if resumable and not overwrite:
-                raise CalmRagError(f"an interrupted run is at {partial}; pass --resume to continue it or --overwrite "
-                                   "to start over")
-            shutil.rmtree(partial)
+        if out.exists() or out.is_symlink():
+            if not overwrite:
+                if resume:
+                    raise CalmRagError(f"{out} is a finished run, there is nothing to resume; pass --overwrite to "
+                                       "redo it")
+                raise CalmRagError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
+            if not is_run(out):
+                raise CalmRagError(f"{out} is not a calm-rag run (no {MARKER}); --overwrite only replaces a run "
+                                   "calm-rag wrote: move it away or choose another --out")
+        if partial.exists() or partial.is_symlink():
+            if not (is_run(partial) or _holds_no_files(partial)):
+                raise CalmRagError(f"{partial} is in the way and is not an interrupted calm-rag run; move it away")
+            if not resume:
+                if resumable and not overwrite:
+                    raise CalmRagError(f"an interrupted run is at {partial}; pass --resume to continue it or "
+                                       "--overwrite to start over")
+                _remove(partial)
         resumed = partial.is_dir()
-        (partial / "work").mkdir(parents=True, exist_ok=True)
+        if not (partial / MARKER).is_file():
+            write_json(partial / MARKER, {"calm_rag_run": 1})  # first, so the folder is never unclaimed
+        try:
+            (partial / "work").mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CalmRagError(f"cannot create {partial}: {error.strerror or error}") from None
         return cls(out, partial, resumed)
 
     def check_run_spec(self, spec: Mapping[str, Any], *, adjustable: Iterable[str] = (),
@@ -71,6 +92,8 @@ class RunFolder:
             write_json(path, wanted)
             return []
         recorded = read_json(path)
+        if not isinstance(recorded, dict):
+            raise CalmRagError(f"cannot resume {self.partial}: {path} is damaged; pass --overwrite to start over")
         known = defaults or {}
         changed = [(key, old, new) for key, old, new in _differences(recorded, wanted)
                    if not (old is _ABSENT and key in known and new == known[key])]
@@ -85,20 +108,63 @@ class RunFolder:
         return [f"{key}: {_shown(old)} -> {_shown(new)}" for key, old, new in changed]
 
     def discard(self) -> None:
-        shutil.rmtree(self.partial, ignore_errors=True)
+        _remove(self.partial)
 
     def finalize(self) -> Path:
-        """Drop the work folder and move the finished run to `out` (replacing an old one with --overwrite)."""
+        """Drop the work folder and move the finished run to `out`. An old run there (--overwrite) is renamed
+        aside first and deleted only once the new one is in place: a crash in between leaves one of the two
+        complete, never neither."""
         shutil.rmtree(self.work, ignore_errors=True)
         old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.out, old)
+        if self.out.exists() or self.out.is_symlink():
+            if not is_run(self.out):  # appeared while this run worked
+                raise CalmRagError(f"{self.out} appeared during the run and is not a calm-rag run; the new run is "
+                                   f"in {self.partial}")
+            old = _aside(self.out)
         os.replace(self.partial, self.out)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         return self.out
+
+
+MARKER = ".calm-rag-run"
+"""Written into every run folder when it is created: what `--overwrite` checks before it replaces anything."""
+
+
+def is_run(folder: Path) -> bool:
+    """Whether `folder` is a calm-rag run (train or merge output, finished or partial): a real folder (not a
+    link to one elsewhere) holding the run marker, or, for runs older than the marker, a `manifest.json` of
+    calm-rag's shape, a merge's `calm_merge.json` or a partial run's `work/run.json`."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if any((folder / name).is_file() for name in (MARKER, "calm_merge.json", "work/run.json")):
+        return True
+    manifest = folder / "manifest.json"
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
+    except (OSError, ValueError, RecursionError):
+        return False
+    return (isinstance(recorded, dict) and recorded.get("command") in ("train", "train-pairs")
+            and isinstance(recorded.get("config"), dict))
+
+
+def _holds_no_files(folder: Path) -> bool:
+    """A folder of empty folders: what a run killed before it wrote its marker may leave."""
+    return folder.is_dir() and not folder.is_symlink() and not any(not path.is_dir() for path in folder.rglob("*"))
+
+
+def _aside(folder: Path) -> Path:
+    """Rename `folder` to a fresh hidden name beside it (one rename: atomic, nothing copied)."""
+    target = folder.parent / f".{folder.name}.old-{os.getpid()}-{time.time_ns()}"
+    os.replace(folder, target)
+    return target
+
+
+def _remove(folder: Path) -> None:
+    """Delete a run folder: renamed aside first, so a crash mid-delete never leaves a half-deleted folder
+    under a name a later run would resume from."""
+    if folder.exists() or folder.is_symlink():
+        shutil.rmtree(_aside(folder), ignore_errors=True)
 
 
 _ABSENT = object()

@@ -18,11 +18,20 @@ answering "C"). A question becomes a target only when the vote is not tied and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from calm_rag.config import check_known_keys, read_toml_table
+from calm_rag.config import (
+    Range,
+    check_device,
+    check_dtype,
+    check_fields,
+    check_known_keys,
+    check_values,
+    read_toml_table,
+)
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
 from calm_rag.generation.sampling import SamplingConfig
@@ -100,7 +109,14 @@ class CalmTrainConfig:
     lora_target_modules: tuple[str, ...] = ("all-linear",)
     """Module names, or ("all-linear",) for every linear layer except the LM head."""
 
+    ranges: ClassVar[Mapping[str, Range]] = {"seed": (0, None), "temperature": (0, None), "max_new_tokens": (1, None),
+                                             "sample_batch_size": (1, None)}
+    """Single-setting ranges, checked with the types (see `calm_rag.config.check_values`)."""
+
     def __post_init__(self) -> None:
+        check_fields(self)
+        check_device(self.device)
+        check_dtype(self.dtype)
         checks = [
             (self.mode in ("cot", "direct"), f"mode must be cot or direct, got {self.mode!r}"),
             (self.samples >= 1, "samples must be at least 1"),
@@ -158,9 +174,10 @@ class CalmTrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> CalmTrainConfig:
         check_known_keys(cls, data, "training settings", where=where)
+        check_values(cls, data, where)
         try:
             return cls(**_coerce(data))
-        except TypeError as error:
+        except CalmRagError as error:
             raise CalmRagError(f"{where}: {error}") from None
 
     @classmethod

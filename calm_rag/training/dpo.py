@@ -16,6 +16,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -73,6 +78,61 @@ def dpo_config(config: CalmTrainConfig, output_dir: Path, device: torch.device, 
     )
 
 
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+WEIGHTS = ("adapter_model.safetensors", "model.safetensors")
+STATE_FILES = ("optimizer.pt", "scheduler.pt")
+"""What a checkpoint needs besides `trainer_state.json` (the Trainer writes that last) and its weights."""
+
+
+def last_complete_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest `checkpoint-N` whose files are all there and readable; incomplete ones (a kill during the
+    Trainer's checkpoint write, or during its deletion of an old one) are removed, so training continues from
+    the last good state instead of failing to load a half-written one."""
+    if not checkpoints.is_dir():
+        return None
+    found = sorted(((int(match.group(1)), path) for path in checkpoints.iterdir()
+                    if path.is_dir() and (match := CHECKPOINT.fullmatch(path.name))), reverse=True)
+    chosen = None
+    for _, path in found:
+        if chosen is None and checkpoint_complete(path):
+            chosen = path
+        elif chosen is None or not checkpoint_complete(path):
+            aside = path.with_name(f".{path.name}.incomplete")
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+    return chosen
+
+
+def checkpoint_complete(folder: Path) -> bool:
+    """Trainer state that parses, weights whose safetensors header and data are all there, and the optimizer
+    and scheduler archives intact (a truncated zip has no central directory)."""
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    if not isinstance(state, dict) or not isinstance(state.get("global_step"), int):
+        return False
+    weights = next((folder / name for name in WEIGHTS if (folder / name).is_file()), None)
+    if weights is None or not _safetensors_complete(weights):
+        return False
+    return all((folder / name).is_file() and zipfile.is_zipfile(folder / name) for name in STATE_FILES)
+
+
+def _safetensors_complete(path: Path) -> bool:
+    """The header parses and the file is as long as the header's largest tensor offset says."""
+    try:
+        with path.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 2 <= length <= 100_000_000:
+                return False
+            header = json.loads(handle.read(length))
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+        return path.stat().st_size >= 8 + length + max(ends, default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return False
+
+
 def _zero_base_dropout(model: torch.nn.Module) -> None:
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Dropout) and "lora_dropout" not in name:
@@ -97,21 +157,21 @@ def _out_of_memory(config: CalmTrainConfig) -> CalmRagError:
 
 def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: CalmTrainConfig,
               checkpoints: Path, *, progress: StageProgress | None = None, stage: str = "DPO") -> tuple[Any, DPOResult]:
-    """Train the LoRA adapter on `records`; continues from the newest checkpoint in `checkpoints` if any.
+    """Train the LoRA adapter on `records`; continues from the newest complete checkpoint in `checkpoints`.
 
     Returns the PEFT model (only the trained 'default' adapter attached) and the trainer's log history.
     """
     import datasets
     from peft import PeftModel
     from transformers import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import DPOTrainer
 
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     _zero_base_dropout(model)
     checkpoints.mkdir(parents=True, exist_ok=True)
-    resume_from = get_last_checkpoint(str(checkpoints))
+    last = last_complete_checkpoint(checkpoints)
+    resume_from = str(last) if last is not None else None
     # Progress is ours (rich, on stderr): no per-step dicts on stdout (it must stay clean for --json),
     # and no tqdm bars for the few-millisecond dataset maps.
     datasets.disable_progress_bars()

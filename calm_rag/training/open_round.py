@@ -64,8 +64,8 @@ class OpenQuestionSamples:
             "gold": {lang: version.answer for lang, version in self.question.versions.items()},
             "consistency": clustering.consistency, "tied": clustering.tied,
             "clusters": [cluster.to_dict() for cluster in clustering.clusters],
-            "languages": {lang: [{"text": s.text, "span": s.span, "explanation": s.explanation,
-                                  "prompt": list(s.prompt)} for s in items]
+            "languages": {lang: [{"text": s.text, "span": s.span, "span_source": s.span_source,
+                                  "explanation": s.explanation, "prompt": list(s.prompt)} for s in items]
                           for lang, items in self.samples.items()},
         }
 
@@ -112,7 +112,8 @@ def open_samples_from_records(questions: Sequence[ParallelQuestion], records: Se
     """Rebuild a round's samples from its cached records (clusterings and targets are recomputed)."""
     if [record["id"] for record in records] != [question.id for question in questions]:
         raise CalmRagError(f"{where} does not match the selected questions; start over with --overwrite")
-    drawn = [{lang: [OpenResponse(lang, item["text"], item["span"], item["explanation"], tuple(item["prompt"]))
+    drawn = [{lang: [OpenResponse(lang, item["text"], item["span"], item["explanation"], tuple(item["prompt"]),
+                                  item.get("span_source"))
                      for item in items] for lang, items in record["languages"].items()} for record in records]
     return judge_open(questions, drawn, encode, config)
 

@@ -18,10 +18,43 @@ from calm_rag.errors import CalmRagError
 FIELDS = ("prompt", "chosen", "rejected")
 
 
-def _is_messages(value: Any) -> bool:
-    return (isinstance(value, list) and bool(value)
-            and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                    for m in value))
+ROLES = ("system", "user", "assistant")
+"""The chat roles a pair may use: any other ("tool", "ipython", a typo) would be rendered by the chat template
+as something the model was never prompted with, or fail inside the trainer an hour in."""
+
+
+def _messages(value: list[Any], field: str, where: str) -> None:
+    """Check a message list: {role, content} objects, roles from `ROLES`, string content; the answers
+    (chosen, rejected) are the assistant's turn only."""
+    if not value:
+        raise CalmRagError(f"{where}: field {field!r} is an empty message list")
+    for index, message in enumerate(value, start=1):
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            raise CalmRagError(f"{where}: field {field!r} must be a non-empty string or a list of {{role, content}} "
+                               f"messages (message {index} is not)")
+        role, content = message["role"], message["content"]
+        if role not in ROLES:
+            shown = role if not isinstance(role, str) or len(role) <= 20 else role[:17] + "..."
+            raise CalmRagError(f"{where}: field {field!r} message {index} has role {shown!r}; roles are "
+                               f"{', '.join(ROLES)}")
+        if field != "prompt" and role != "assistant":
+            raise CalmRagError(f"{where}: field {field!r} message {index} has role {role!r}; an answer is the "
+                               "assistant's turn")
+        if not isinstance(content, str):
+            raise CalmRagError(f"{where}: field {field!r} message {index} has {type(content).__name__} content; "
+                               "content must be a string")
+
+
+METADATA = {"id": (str, int), "lang": (str,), "majority": (str,), "translated": (bool,)}
+"""Optional fields the metrics read, and their types (None is allowed: absent)."""
+
+
+def _check_metadata(record: dict[str, Any], where: str) -> None:
+    for name, types in METADATA.items():
+        value = record.get(name)
+        if value is not None and (not isinstance(value, types) or (isinstance(value, bool) and bool not in types)):
+            raise CalmRagError(f"{where}: field {name!r} must be {' or '.join(t.__name__ for t in types)}, got "
+                               f"{type(value).__name__}")
 
 
 def _check_field(record: dict[str, Any], field: str, where: str) -> bool:
@@ -29,7 +62,8 @@ def _check_field(record: dict[str, Any], field: str, where: str) -> bool:
     if field not in record:
         raise CalmRagError(f"{where}: missing field {field!r} (a pair needs {', '.join(FIELDS)})")
     value = record[field]
-    if _is_messages(value):
+    if isinstance(value, list):
+        _messages(value, field, where)
         return True
     if isinstance(value, str) and value.strip():
         return False
@@ -40,12 +74,13 @@ def load_pairs_file(path: Path | str) -> list[dict[str, Any]]:
     """The records of a pairs file, checked line by line; an empty file is an error (nothing to train)."""
     path = Path(path)
     if not path.is_file():
-        raise CalmRagError(f"pairs file {path} does not exist")
+        raise CalmRagError(f"pairs file {path} {'is not a file' if path.exists() else 'does not exist'}")
     records = []
     conversational: bool | None = None
     for number, record in read_jsonl(path):
         where = f"{path}:{number}"
         kinds = {_check_field(record, field, where) for field in FIELDS}
+        _check_metadata(record, where)
         if len(kinds) > 1:
             raise CalmRagError(f"{where}: mixes message lists and plain strings; use one format for all fields")
         kind = kinds.pop()

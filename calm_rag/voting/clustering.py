@@ -10,8 +10,10 @@ earliest sample in language order: deterministic, like `calm_rag.voting.vote`. S
 *all* samples drawn (unparsed ones count against it), and the pipeline abstains when nothing
 parsed or the consensus holds less than `min_support`.
 
-Known limits: number words ("four", "أربعة") and CJK numerals are left to the embedder; dates
-compare as number sets, so "February 7, 2016" and "2016年2月7日" disagree.
+Numbers agree across scripts whether written as digits, words or CJK numerals ("8", "acht", "восемь",
+"八条"), and calendar dates as dates ("February 7, 2016" = "2016年2月7日" = "7 февраля 2016"); see
+`calm_rag.voting.quantities`. Names transliterated between scripts are left to the embedder, which
+only ever sees an answer's span cut to `max_chars`, never the response around it.
 """
 
 from __future__ import annotations

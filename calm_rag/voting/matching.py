@@ -3,8 +3,12 @@
 The pairwise rule behind open-question voting and scoring, in this order:
 1. Same normalized text (casefold, accents and punctuation stripped, a leading article dropped):
    "Denver Broncos." and "the denver broncos" agree without asking the embedder.
-2. Both answers state numbers: they agree iff their quantities match (`calm_rag.voting.quantities`).
+2. Both answers state numbers or dates, in digits, words or CJK numerals: they agree iff their quantities
+   match (`calm_rag.voting.quantities`), so "acht" and "八条" agree and "8" and "6" never do.
 3. Otherwise the cosine of the two answers' embeddings against `threshold`.
+
+Only the short answer span is compared, cut to `max_chars` (`truncate`): the explanation or paragraph
+around it never reaches the embedder or the number reader, so a name mentioned in passing cannot win a match.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""Numbers and units in short answers, so "330 m", "330 Meter", "330米" and "0.33 km" count as one answer.
+"""Numbers, units and dates in short answers, so "330 m", "330 Meter", "330米" and "0.33 km" count as one
+answer, and so do "8", "acht", "eight", "八条" and "восемь", or "February 7, 2016" and "2016年2月7日".
 
 Embeddings are poor at numbers (every "N metres" looks alike to them), so two answers that both state
 quantities agree iff their quantities match, whatever the embedding says. Numbers are read with
 thousands separators and decimal commas ("1,000", "1.000" in a dot-grouping language, "3,5"), scale
-words ("3 million", "300万") and a small multilingual unit table.
+words ("3 million", "300万") and a small multilingual unit table. Before that, number words and CJK
+numerals are spelled out as digits (`calm_rag.voting.number_words`: its docstring has the rules against
+false positives, such as "eine Spinne" or "统一" not being numbers) and calendar dates are read as one
+quantity each (`calm_rag.voting.dates`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from calm_rag.voting.dates import DateParts, find_dates
 from calm_rag.voting.extraction import normalize
+from calm_rag.voting.number_words import read_number_words
 
 _SCALES: dict[str, Decimal] = {}
 _UNITS: dict[str, tuple[str, Decimal]] = {}
@@ -98,6 +104,8 @@ def _word_list(table: Mapping[str, Any]) -> re.Pattern[str]:
     return re.compile(r"[\s\-.]*(?P<word>" + "|".join(parts) + ")")
 
 
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
+_DIGIT = re.compile(r"\d")
 _SCALE_WORDS = _word_list(_SCALES)
 _UNIT_WORDS = _word_list(_UNITS)
 
@@ -105,11 +113,13 @@ _UNIT_WORDS = _word_list(_UNITS)
 @dataclass(frozen=True)
 class Quantity:
     """A number an answer states: its value (scale words applied) and, with a known unit, the unit and
-    the value in that unit's base ("0.33 km" -> value 0.33, unit "m", base 330)."""
+    the value in that unit's base ("0.33 km" -> value 0.33, unit "m", base 330). A date has unit "date",
+    its (year, month, day) in `date` (None where not stated) and value YYYYMMDD (20160207; MMDD without a year)."""
 
     value: Decimal
     unit: str | None = None
     base: Decimal | None = None
+    date: DateParts | None = None
 
     @property
     def in_base(self) -> Decimal:
@@ -117,7 +127,16 @@ class Quantity:
 
     def matches(self, other: Quantity) -> bool:
         """Same unit and amount; with a unit missing on one side, the bare number must equal the other's
-        stated value or its value in base units ("1000" matches "1 km")."""
+        stated value or its value in base units ("1000" matches "1 km"). Dates match where both state a part
+        (year, month, day) and agree on it ("February 2016" matches "7 February 2016", "7 February" does not
+        match "8 February"); a bare number or a number of years matches a date with that year ("2016",
+        "2016年" match "February 7, 2016"): a year is the date stated less precisely, not another answer."""
+        if self.date or other.date:
+            if self.date and other.date:
+                return all(a is None or b is None or a == b for a, b in zip(self.date, other.date, strict=True))
+            date, plain = (self, other) if self.date else (other, self)
+            year = date.date[0] if date.date else None
+            return year is not None and plain.unit in (None, "year") and plain.value == year
         if self.unit and other.unit:
             return self.unit == other.unit and self.base == other.base
         return self.value == other.value or self.in_base == other.in_base
@@ -125,7 +144,7 @@ class Quantity:
 
 def _ascii_digits(text: str) -> str:
     """Arabic-Indic, Devanagari, full-width ... digits as ASCII, so one pattern reads them all."""
-    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch for ch in text)
+    return _OTHER_DIGIT.sub(lambda match: str(unicodedata.decimal(match.group())), text)
 
 
 def _parse_number(raw: str, lang: str | None) -> Decimal:
@@ -142,11 +161,37 @@ def _parse_number(raw: str, lang: str | None) -> Decimal:
     return Decimal(text).normalize()
 
 
+def _unit_at(text: str, position: int) -> bool:
+    return bool(_UNIT_WORDS.match(text, position) or _SCALE_WORDS.match(text, position))
+
+
+def _spell_digits(body: str, lang: str | None) -> str:
+    """`body` with its number words and CJK numerals written as digits. Weak (article-like) ones are
+    dropped when anything else in the text is a number: "eine Spinne hat acht Beine" states 8 only."""
+    spelled = read_number_words(body, lang, _unit_at)
+    if any(not number.weak for number in spelled) or _DIGIT.search(body):
+        spelled = [number for number in spelled if not number.weak]
+    pieces, position = [], 0
+    for number in spelled:
+        pieces += [body[position:number.start], str(number.value)]
+        position = number.end
+    return "".join(pieces) + body[position:]
+
+
+def _date_quantity(parts: DateParts) -> Quantity:
+    year, month, day = parts
+    return Quantity(Decimal((year or 0) * 10000 + month * 100 + (day or 0)), "date", date=parts)
+
+
 @lru_cache(maxsize=4096)
 def extract_quantities(text: str, lang: str | None = None) -> tuple[Quantity, ...]:
-    """Every number `text` states, with scale words and units applied. `lang` decides what "1.000" means."""
-    body = _ascii_digits(normalize(text)).casefold()
-    found = []
+    """Every number and date `text` states, in text order, with scale words and units applied. `lang` (the
+    answer's language, if known) decides what "1.000" means and whether homographs such as "otto" are numbers."""
+    body = _spell_digits(_ascii_digits(normalize(text)).casefold(), lang)
+    found: list[tuple[int, Quantity]] = []
+    for start, end, parts in find_dates(body, lang) if _DIGIT.search(body) else ():
+        found.append((start, _date_quantity(parts)))
+        body = body[:start] + " " * (end - start) + body[end:]
     for match in _NUMBER.finditer(body):
         value = _parse_number(match.group("num"), lang)
         if match.group("neg"):
@@ -165,8 +210,9 @@ def extract_quantities(text: str, lang: str | None = None) -> tuple[Quantity, ..
             prefix = next((sym for sym in _PREFIX_CURRENCY if before.endswith(sym)), None)
             unit = (_PREFIX_CURRENCY[prefix], Decimal(1)) if prefix else None
         value = value.normalize()
-        found.append(Quantity(value, unit[0], (value * unit[1]).normalize()) if unit else Quantity(value))
-    return tuple(found)
+        found.append((match.start(), Quantity(value, unit[0], (value * unit[1]).normalize()) if unit
+                       else Quantity(value)))
+    return tuple(quantity for _, quantity in sorted(found, key=lambda item: item[0]))
 
 
 def quantities_agree(first: Sequence[Quantity], second: Sequence[Quantity]) -> bool:

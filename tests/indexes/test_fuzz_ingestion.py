@@ -95,7 +95,7 @@ def lone_surrogate(draw: st.DrawFn) -> tuple[bytes, str]:
     escape = "\\u" + format(draw(st.integers(0xD800, 0xDFFF)), "04x")
     field = draw(st.sampled_from(["text", "title", "key"]))
     body = f'"{field}": "a{escape}b"' if field != "key" else f'"a{escape}": 1'
-    return f'{{"text": "x", {body}}}'.encode() if field != "text" else f'{{{body}}}'.encode(), "unpaired surrogate"
+    return f'{{"text": "x", {body}}}'.encode() if field != "text" else f'{{{body}}}'.encode(), "surrogate"
 
 
 def _not_an_object(line: str) -> bool:

@@ -85,7 +85,7 @@ def test_a_named_file_that_is_not_utf8_is_an_error_not_a_silent_skip(tmp_path: P
     ('{"text": "x", "id": "a\\nb"}', "contains control characters"),
     ('{"text": "x", "score": NaN}', "holds nan, which JSON does not allow"),
     ('{"text": "x", "m": ' + "[" * 40 + "]" * 40 + "}", "nested deeper than 32 levels"),
-    ('{"text": "x\\ud800"}', "unpaired surrogate"),
+    ('{"text": "x\\ud800"}', "surrogate"),
 ])
 def test_bad_records_are_refused_with_file_and_line(tmp_path: Path, tiny_embedder_path: Path, line: str,
                                                      problem: str) -> None:

@@ -27,14 +27,18 @@ CHAT_TEMPLATE = (
 
 @pytest.fixture(autouse=True)
 def _offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HF cache of our own, the hub marked offline, and a probe that fails if ever reached."""
+    """An empty HF cache of our own, the hub marked offline, and no connection beyond 127.0.0.1."""
     cache = tmp_path / "hf-hub"
     cache.mkdir()
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub.hub_reachable.cache_clear()
 
-    def no_network(*args: object, **kwargs: object) -> object:
+    connect = hub.socket.create_connection
+
+    def no_network(address: tuple[str, int], *args: object, **kwargs: object) -> object:
+        if address[0] in ("127.0.0.1", "localhost"):  # a server the test started itself
+            return connect(address, *args, **kwargs)
         raise AssertionError("a test tried to reach the network")
 
     monkeypatch.setattr(hub.socket, "create_connection", no_network)
@@ -249,4 +253,19 @@ def install_fake_bundle(cache: Path, spec: ModelSpec, *, complete: bool = True) 
     files = {"config.json": {"size": 2, "sha256": hashlib.sha256(b"{}").hexdigest()}}
     store.write_manifest(folder, {"name": spec.name, "hub_id": spec.hub_id, "files": files, "complete": complete,
                                   "revision": spec.bundle.sha256 if spec.bundle else None, "size_bytes": 2})
+    return folder
+
+
+def install_old_generator_bundle(cache: Path, spec: ModelSpec, gguf_path: Path) -> Path:
+    """A generator bundle as `models pull` wrote it before the GGUF was kept (manifest format 1): the float32
+    copy at the top level, every file hashed, no GGUF."""
+    from calm_rag.models import convert, store
+
+    folder = store.model_dir(cache, spec.name)
+    convert.convert_gguf(gguf_path, folder)
+    files = store.file_inventory(folder)
+    store.write_manifest(folder, {"format": 1, "name": spec.name, "hub_id": spec.hub_id, "role": "generator",
+                                  "revision": spec.bundle.sha256 if spec.bundle else None,
+                                  "artifact": {"name": f"{spec.name}.gguf", "kept": False}, "files": files,
+                                  "size_bytes": sum(entry["size"] for entry in files.values()), "complete": True})
     return folder

@@ -72,6 +72,7 @@ def test_models_pull_without_names_means_the_defaults(runner: CliRunner, monkeyp
         pulled.append(name)
         return PullResult(name, tmp_path / name, "skipped", 0.0, 0, {})
 
+    monkeypatch.setattr("calm_rag.models.pull_model", fake_pull)
     monkeypatch.setattr("calm_rag.models.pull.pull_model", fake_pull)
     assert runner.invoke(app, ["models", "pull", "--json"]).exit_code == 0
     assert pulled == ["qwen2.5-coder-1.5b-instruct", "embeddinggemma-300m"]

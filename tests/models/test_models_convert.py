@@ -12,7 +12,7 @@ from calm_rag.models import convert
 from tests.models.conftest import write_tiny_gguf
 
 
-def _logits(model, tokenizer) -> "object":
+def _logits(model, tokenizer) -> object:
     import torch
 
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "the"}], add_generation_prompt=True,

@@ -188,9 +188,9 @@ def test_unknown_and_unbundled_names(settings: Settings) -> None:
 
 def test_a_concurrent_pull_of_the_same_model_is_refused(fake_embedder, settings: Settings) -> None:
     bundle = fake_embedder()
-    with store.pull_lock(settings.model_cache, "tiny-embedder"):
-        with pytest.raises(CalmRagError, match="another `calm-rag models pull tiny-embedder` or conversion of it is running"):
-            pull_model("tiny-embedder", settings, downloader=bundle.index.download)
+    busy = "another `calm-rag models pull tiny-embedder` or conversion of it is running"
+    with store.pull_lock(settings.model_cache, "tiny-embedder"), pytest.raises(CalmRagError, match=busy):
+        pull_model("tiny-embedder", settings, downloader=bundle.index.download)
 
 
 def test_archive_members_escaping_the_folder_are_refused(settings: Settings, tmp_path: Path) -> None:

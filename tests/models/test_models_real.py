@@ -14,7 +14,12 @@ import pytest
 
 from calm_rag.config import Settings
 from calm_rag.errors import CalmRagError
-from calm_rag.models import ResolvedModel, resolve_model, store
+from calm_rag.models import (
+    ResolvedModel,
+    ensure_transformers_weights,
+    resolve_model,
+    store,
+)
 
 pytestmark = pytest.mark.slow
 _REAL_CACHE = Path(os.environ.get("CALM_RAG_MODEL_CACHE") or Settings().model_cache).expanduser()
@@ -34,9 +39,10 @@ def test_generator_loads_fast_and_answers_in_german(name: str) -> None:
 
     resolved = _real(name, "generator")
     assert resolved.source in ("bundle", "hf-cache")
+    folder = ensure_transformers_weights(resolved, settings=Settings(model_cache=_REAL_CACHE))  # first run: converts
     started = time.monotonic()
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    model = AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     assert time.monotonic() - started < 30
     assert tokenizer.chat_template and getattr(model.config, "quantization_config", None) is None
     messages = [{"role": "user", "content": "Was ist die Hauptstadt von Deutschland? Antworte in einem Satz."}]
@@ -67,4 +73,8 @@ def test_bundle_manifest_is_complete_and_pinned(name: str) -> None:
     if not check.ok:
         pytest.skip(f"{name} bundle not provisioned: {check.reason}")
     assert check.manifest is not None and check.manifest["revision"] == spec.bundle.sha256
-    assert check.manifest["complete"] is True and check.manifest["artifact"]["kept"] is False
+    assert check.manifest["complete"] is True
+    kept = check.manifest.get("gguf")  # format 2 keeps the generator's GGUF; format 1 converted it at pull
+    assert check.manifest["artifact"]["kept"] is bool(kept)
+    if kept:
+        assert check.manifest["files"][kept]["sha256"] == spec.bundle.sha256

@@ -25,15 +25,49 @@ def test_an_existing_folder_is_used_as_is(tmp_path: Path, settings: Settings) ->
                                      revision=None)
 
 
-def test_an_explicit_folder_wins_over_cache_and_bundle(tmp_path: Path, settings: Settings, hf_cache,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_local_folder_named_like_a_short_name_does_not_replace_the_model(
+        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = registry.get_spec(GEMMA)
-    hf_cache(spec.hub_id)
-    install_fake_bundle(settings.model_cache, spec)
+    bundle = install_fake_bundle(settings.model_cache, spec)
     monkeypatch.chdir(tmp_path)
     (tmp_path / GEMMA).mkdir()  # a folder in the working directory named like the short name
-    resolved = resolve_model(GEMMA, "embedder", settings)
-    assert resolved.source == "path" and resolved.path == (tmp_path / GEMMA).resolve()
+    (tmp_path / "google" / "embeddinggemma-300m").mkdir(parents=True)  # ... and like the hub id
+    for name in (GEMMA, spec.hub_id):
+        resolved = resolve_model(name, "embedder", settings)
+        assert (resolved.source, resolved.path) == ("bundle", bundle)
+    local = resolve_model(f"./{GEMMA}", "embedder", settings)
+    assert local.source == "path" and local.path == (tmp_path / GEMMA).resolve()
+    assert resolve_model(str(tmp_path / GEMMA), "embedder", settings).path == (tmp_path / GEMMA).resolve()
+
+
+def test_an_unprovisioned_short_name_points_at_the_local_folder_syntax(
+        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / QWEN).mkdir()
+    with pytest.raises(CalmRagError, match=rf"models pull {QWEN}` \(to use the folder {QWEN} here instead, pass "
+                                           rf"\./{QWEN}\)$"):
+        resolve_model(QWEN, "generator", settings)
+
+
+def test_other_relative_folders_still_resolve_without_dot_slash(tmp_path: Path, settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    assert resolve_model("runs/mine", "generator", settings).source == "path"
+
+
+def test_a_gguf_file_or_a_folder_with_one_resolves_with_its_gguf(tmp_path: Path, settings: Settings,
+                                                               tiny_gguf: Path) -> None:
+    resolved = resolve_model(str(tiny_gguf), "generator", settings)
+    assert (resolved.path, resolved.gguf, resolved.source) == (tiny_gguf, tiny_gguf, "path")
+    assert resolve_model(str(tiny_gguf.parent), "generator", settings).gguf == tiny_gguf
+    with pytest.raises(CalmRagError, match="is a file; an embedder must be a model folder"):
+        resolve_model(str(tiny_gguf), "embedder", settings)
+    two = tmp_path / "two"
+    two.mkdir()
+    (two / "a.gguf").write_bytes(b"x")
+    (two / "b.gguf").write_bytes(b"x")
+    assert resolve_model(str(two), "generator", settings).gguf is None  # ambiguous: the caller names the file
 
 
 def test_a_bundle_folder_given_as_path_reports_its_hub_id(settings: Settings) -> None:

@@ -51,8 +51,9 @@ def test_span_extraction(text: str, lang: str, span: str | None) -> None:
 
 
 def test_explanation_is_split_from_the_answer_line() -> None:
-    assert split_response("Erklärung: Weil es so ist.\nAntwort: Berlin", "de") == ("Weil es so ist.", "Berlin")
-    assert split_response("Line one.\nBerlin", "de") == ("Line one.", "Berlin")
+    assert split_response("Erklärung: Weil es so ist.\nAntwort: Berlin", "de") == ("Weil es so ist.", "Berlin",
+                                                                                   "answer_line")
+    assert split_response("Line one.\nBerlin", "de") == ("Line one.", "Berlin", "last_line")
 
 
 def test_prompt_carries_instruction_passages_and_question() -> None:
@@ -151,8 +152,9 @@ def test_open_dataset_splits_and_limit(tmp_path: Path) -> None:
     (None, {"languages": ["en", "zh"]}, "has no zh file; it has: de, en"),
     ({"de": SPLIT_ROWS["de"][:2]}, {}, "not parallel, line counts differ: en=3, de=2"),
     ({"de": [*SPLIT_ROWS["de"][:2], {**SPLIT_ROWS["de"][2], "id": "x"}]}, {}, r"not parallel at de.jsonl line 3"),
-    ({"de": [*SPLIT_ROWS["de"][:2], {**SPLIT_ROWS["de"][2], "choices": [{"label": "A", "text": "Goethe"}]}]}, {},
-     r"de.jsonl:3: has choices"),
+    ({"de": [*SPLIT_ROWS["de"][:2], {**SPLIT_ROWS["de"][2], "answer": "A", "choices": [{"label": "A", "text": "Goethe"},
+                                                                       {"label": "B", "text": "Schiller"}]}]}, {},
+     r"not parallel at de.jsonl line 3: 2 choices \(AB\) where en.jsonl line 3 has no choices"),
     ({"en": [], "de": []}, {}, r"no questions selected from .* \(split=None, languages=en,de\)"),
 ])
 def test_open_dataset_errors(tmp_path: Path, change: dict[str, list[dict[str, str]]] | None,

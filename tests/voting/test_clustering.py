@@ -9,7 +9,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from calm_rag.responses import OpenResponse
 from calm_rag.voting import (
+    DEFAULT_MAX_CHARS,
     CachedEncoder,
     ClusterConfig,
     answer_key,
@@ -19,6 +21,7 @@ from calm_rag.voting import (
     semantic_match,
     truncate,
 )
+from calm_rag.voting.clustering import cluster_open_responses
 from calm_rag.voting.matching import foreign_script
 from tests.fakes import concept_encoder
 
@@ -163,3 +166,71 @@ def test_cached_encoder_embeds_each_text_once() -> None:
     cached(["x", "y", "x"])
     rows = cached(["y", "x"])
     assert calls == [["x", "y"]] and rows.shape == (2, 512)
+
+
+def test_spider_legs_cluster_across_scripts_by_the_numbers_rule() -> None:
+    """'Wie viele Beine hat eine Spinne?': the fake embedder gives every answer its own direction, so only the
+    numbers rule can merge them."""
+    answers = {"de": ["8", "acht"], "en": ["eight", "6"], "zh": ["八条", None], "fr": ["huit pattes"],
+               "ru": ["восемь"], "ja": ["八本"], "ar": ["ثمانية"], "it": ["otto"]}
+    result = cluster_answers(answers, concept_encoder({}))
+    assert [[m.text for m in c.members] for c in result.clusters] == [
+        ["8", "acht", "eight", "八条", "huit pattes", "восемь", "八本", "ثمانية", "otto"], ["6"]]
+    assert result.winner is not None and result.winner.languages == ("de", "en", "zh", "fr", "ru", "ja", "ar", "it")
+    assert result.consistency == 1.0
+
+
+def test_eight_and_six_stay_apart_whatever_the_embedding() -> None:
+    for encode in (same_everything, concept_encoder({})):
+        result = cluster_answers({"de": ["8", "sechs"], "zh": ["八条", "六条"], "fr": ["huit", "six"]}, encode)
+        assert sorted([m.text for m in c.members] for c in result.clusters) == [
+            ["8", "八条", "huit"], ["sechs", "六条", "six"]]
+
+
+def test_article_sentence_states_its_number_not_one() -> None:
+    result = cluster_answers({"de": ["Eine Spinne hat acht Beine."], "en": ["8"], "fr": ["une araignée"]},
+                             concept_encoder({}))
+    assert [[m.text for m in c.members] for c in result.clusters] == [
+        ["Eine Spinne hat acht Beine.", "8"], ["une araignée"]]
+
+
+def test_dates_and_years_cluster_across_scripts() -> None:
+    answers = {"en": ["February 7, 2016", "February 8, 2016"], "de": ["7. Februar 2016"], "fr": ["7 février 2016"],
+               "zh": ["2016年2月7日"], "ja": ["二〇一六年二月七日"], "ru": ["7 февраля 2016"], "ar": ["7 فبراير 2016"]}
+    result = cluster_answers(answers, concept_encoder({}))
+    assert [len(c.members) for c in result.clusters] == [7, 1]
+    assert result.clusters[1].members[0].text == "February 8, 2016"
+    years = cluster_answers({"en": ["1773"], "zh": ["1773年"], "de": ["im Jahr 1773"], "ru": ["1774 год"]},
+                            never_called)
+    assert [[m.text for m in c.members] for c in years.clusters] == [["1773", "1773年", "im Jahr 1773"], ["1774 год"]]
+    assert semantic_match("2016年2月7日", "February 7, 2016", never_called)
+    assert semantic_match("eight", "8", never_called, lang="en") and not semantic_match("acht", "6", never_called)
+
+
+def mentions_canberra(texts: list[str]) -> np.ndarray:
+    """An embedder that files every text mentioning Canberra under one concept, however long the text: it would
+    merge a paragraph that names Canberra in passing with the answer "Canberra"."""
+    return concept_encoder({text: 0 for text in texts if "canberra" in text.casefold()})(texts)
+
+
+def test_only_the_span_is_compared_never_the_paragraph() -> None:
+    calls: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return mentions_canberra(texts)
+
+    paragraph = "Many think of Canberra, but the largest city is meant here.\nAnswer: Sydney"
+    samples = {"en": [OpenResponse("en", paragraph, "Sydney", "Many think of Canberra, ...", ())],
+               "de": [OpenResponse("de", "Antwort: Canberra", "Canberra", "", ())]}
+    result = cluster_open_responses(samples, encode, ClusterConfig())
+    assert len(result.clusters) == 2 and calls == [["Sydney", "Canberra"]]
+
+    # a long span is cut to max_chars before comparing: a name past the cut cannot win the match
+    rambling = "Sydney, " + "which is the largest and oldest city of the country, " * 5 + "not Canberra"
+    assert len(rambling) > DEFAULT_MAX_CHARS and "canberra" not in truncate(rambling, DEFAULT_MAX_CHARS).casefold()
+    assert len(cluster_answers({"en": [rambling], "de": ["Canberra"]}, mentions_canberra).clusters) == 2
+    assert not semantic_match(rambling, "Canberra", mentions_canberra)
+    uncut = ClusterConfig(max_chars=1000)  # the same texts uncut would merge: the cut is what keeps them apart
+    assert len(cluster_answers({"en": [rambling], "de": ["Canberra"]}, mentions_canberra, uncut).clusters) == 1
+    assert semantic_match("Canberra, of course", "Canberra", mentions_canberra)

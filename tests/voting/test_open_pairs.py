@@ -32,7 +32,9 @@ def samples(outputs: dict[str, list[str]]) -> dict[str, list[OpenResponse]]:
     drawn = {}
     for lang, texts in outputs.items():
         prompt = tuple(open_messages("Capital of France?", lang))
-        drawn[lang] = [OpenResponse(lang, text, *reversed(split_response(text, lang)), prompt) for text in texts]
+        readings = [split_response(text, lang) for text in texts]
+        drawn[lang] = [OpenResponse(lang, text, reading.span, reading.explanation, prompt, reading.source)
+                       for text, reading in zip(texts, readings)]
     return drawn
 
 
@@ -91,7 +93,7 @@ def test_answer_line_is_localized() -> None:
     assert answer_text("Weil.", "Berlin", "de") == "Weil.\nAntwort: Berlin"
 
 
-def test_pairs_for_a_parallel_dataset_in_one_generate_call() -> None:
+def test_pairs_for_a_parallel_dataset_in_one_sampling_call() -> None:
     generator = ScriptedGenerator({"en": ["Answer: Paris", "Answer: London"], "zh": ["答案：巴黎"], "de": ["Antwort: ..."]})
     qa = OpenQA(generator, encode, OpenConfig(samples=2))  # type: ignore[arg-type]
     question = ParallelQuestion("p1", {lang: Question("p1", lang, text) for lang, text in
@@ -101,4 +103,5 @@ def test_pairs_for_a_parallel_dataset_in_one_generate_call() -> None:
              for plan in plan_open_pairs(question.id, by_lang, clustering)]
     pairs = realize_open_pairs(plans, qa.translator.translate_many)[0]
     assert [(p.lang, p.majority, p.rejected[0]["content"]) for p in pairs] == [("en", "Paris", "Answer: London")]
-    assert len(generator.calls) == 1 and len(generator.calls[0]) == 6
+    assert len(generator.calls) == 2 and len(generator.calls[0]) == 6  # one sampling call for all samples,
+    assert len(generator.calls[1]) == 2  # one short call for the spans of the two German samples without one

@@ -1,0 +1,46 @@
+"""Open-question sampling gives every sample a short span: the model's own answer line when it wrote a short
+one, else the continuation of its turn after the localized answer label."""
+
+from __future__ import annotations
+
+from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.open_sampling import SPAN_TOKENS, sample_open_responses
+from calm_rag.questions import ParallelQuestion, Question
+from tests.fakes import ScriptedGenerator
+
+QUESTION = ParallelQuestion("spider", {"de": Question("spider", "de", "Wie viele Beine hat eine Spinne?"),
+                                       "en": Question("spider", "en", "How many legs does a spider have?")}, "de")
+RAMBLING = "Es gibt 8 Füße auf einem Spinnwurm. Dies ist ein allgemeines Merkmal aller Spinnentiere, die man kennt."
+
+
+class CountingConfigs(ScriptedGenerator):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.configs: list[GenerationConfig] = []
+
+    def generate(self, prompts, config=GenerationConfig(), progress=None):  # type: ignore[no-untyped-def]
+        self.configs.append(config)
+        return super().generate(prompts, config, progress)
+
+
+def test_missing_or_long_answer_lines_are_continued_after_the_label() -> None:
+    generator = CountingConfigs({"de": [RAMBLING, f"Antwort: {RAMBLING}"], "en": ["Answer: eight"]},
+                                continuations={"de": " 8\nWeil Spinnen acht Beine haben."})
+    drawn = sample_open_responses(generator, [QUESTION], ["de", "en"], 2, GenerationConfig(temperature=0.7))[0]
+    assert [(r.span, r.span_source) for r in drawn["de"]] == [("8", "continuation"), ("8", "continuation")]
+    assert [(r.span, r.span_source) for r in drawn["en"]] == [("eight", "answer_line")] * 2
+    sampling, spans = generator.calls
+    assert len(sampling) == 4 and len(spans) == 2  # only the two German samples were continued
+    assert spans[0].endswith(RAMBLING + "\nAntwort:")  # no answer line: the whole text, then the label
+    assert spans[1].endswith("<assistant>Antwort:")  # a long answer line: its (empty) explanation, then the label
+    assert generator.configs[1].temperature == 0.0 and generator.configs[1].max_new_tokens == SPAN_TOKENS
+    assert drawn["de"][0].text == RAMBLING  # the model's own words are kept beside the span
+
+
+def test_a_continuation_that_states_nothing_keeps_the_fallback_and_off_means_off() -> None:
+    generator = ScriptedGenerator({"de": [RAMBLING], "en": ["Answer: eight"]})
+    drawn = sample_open_responses(generator, [QUESTION], ["de", "en"], 1, GenerationConfig())[0]
+    assert drawn["de"][0].span_source == "last_line" and drawn["de"][0].span is not None
+    generator = ScriptedGenerator({"de": [RAMBLING], "en": ["Answer: eight"]}, continuations={"de": " 8"})
+    drawn = sample_open_responses(generator, [QUESTION], ["de", "en"], 1, GenerationConfig(), continue_spans=False)[0]
+    assert drawn["de"][0].span_source == "last_line" and len(generator.calls) == 1
