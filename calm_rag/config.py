@@ -217,8 +217,9 @@ class Settings:
     languages: tuple[str, ...] = ("en", "zh", "de", "fr", "it", "ja")
     samples: int = 3
     device: str = "auto"
-    engine: str = "transformers"
-    """Generator engine for ask/eval/train sampling: transformers, llama.cpp or openai (`--engine`)."""
+    engine: str = "auto"
+    """Generator engine for ask/eval/serve and train's sampling: auto (llama.cpp when the generator has a GGUF,
+    else transformers), transformers, llama.cpp or openai (`--engine`)."""
 
     ranges: ClassVar[Mapping[str, Range]] = {"samples": (1, None)}
 

@@ -61,6 +61,9 @@ class FakeGenerator:
             progress(len(prompts))
         return [self._answer(prompt) for prompt in prompts]
 
+    def close(self) -> None:
+        pass
+
     def label_distributions(self, prompts: Sequence[str], label_sets: Sequence[Sequence[str]], batch_size: int = 32,
                             progress: Callable[[int], None] | None = None) -> list[dict[str, float]]:
         results = []
@@ -105,6 +108,9 @@ class ScriptedGenerator:
 
     def render(self, messages: Sequence[dict[str, str]], prefill: str = "") -> str:
         return "\n".join(message["content"] for message in messages) + "\n<assistant>" + prefill
+
+    def close(self) -> None:
+        pass
 
     def generate(self, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(),
                  progress: Callable[[int], None] | None = None) -> list[str]:

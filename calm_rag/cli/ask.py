@@ -8,11 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from calm_rag.cli.app import cli_command, console, err_console, percent, print_json, render_sources
-from calm_rag.config import load_settings
+from calm_rag.cli.app import (
+    API_KEY,
+    BASE_URL,
+    ENGINE,
+    TOKENIZER,
+    cli_command,
+    console,
+    engine_config,
+    err_console,
+    percent,
+    print_json,
+    render_sources,
+)
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
-from calm_rag.generation.engines import EngineConfig
 from calm_rag.languages import parse_languages
 from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
 from calm_rag.progress import ProgressDisplay
@@ -95,13 +105,11 @@ def ask(
     max_new_tokens: int = typer.Option(256, help="Longest answer to generate."),
     seed: int = typer.Option(0, help="Random seed (same seed, same samples)."),
     batch_size: int = typer.Option(32, help="Most sequences per generate call (memory budget)."),
-    device: str = typer.Option("auto", help="transformers engine: auto, cpu or cuda."),
-    engine_name: str | None = typer.Option(None, "--engine", help="transformers, llama.cpp or openai (default: "
-                                                                   "settings; CALM_RAG_ENGINE)."),
-    base_url: str | None = typer.Option(None, help="openai engine: the server's /v1 URL."),
-    api_key: str | None = typer.Option(None, envvar="CALM_RAG_OPENAI_API_KEY", help="openai engine: API key."),
-    tokenizer: str | None = typer.Option(None, help="openai engine: tokenizer/chat template source when --model is "
-                                                    "a served name calm-rag does not know."),
+    device: str | None = typer.Option(None, help="transformers engine: auto, cpu or cuda (default: settings)."),
+    engine: str | None = ENGINE,
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+    tokenizer: str | None = TOKENIZER,
     plain_prompts: bool = typer.Option(False, help="Allow a model without a chat template (plain-text prompts)."),
     embedder: str | None = typer.Option(None, help="Open questions: embedder that clusters answers by meaning."),
     threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers "
@@ -115,12 +123,12 @@ def ask(
     answers are clustered by meaning across languages (the largest cluster wins)."""
     request = QuestionRequest(question, lang, list(choice))
     request.validate()  # bad input fails here, before any model loads
-    engine = EngineConfig(engine=engine_name or load_settings().engine, device=device, plain_prompts=plain_prompts,
-                          base_url=base_url, api_key=api_key, tokenizer=tokenizer)
     qa_config = QAConfig(
         model=model, adapter=adapter, languages=tuple(parse_languages(languages)) if languages else None,
         samples=samples, mode=mode, permute=permute, balanced=balanced, index=index,  # type: ignore[arg-type]
-        index_dir=Path(index_dir) if index_dir else None, top_k=top_k, engine=engine, embedder=embedder,
+        index_dir=Path(index_dir) if index_dir else None, top_k=top_k, embedder=embedder,
+        engine=engine_config(engine, device=device, plain_prompts=plain_prompts, base_url=base_url, api_key=api_key,
+                             tokenizer=tokenizer),
         cluster_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
         generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                     batch_size=batch_size))
@@ -129,7 +137,7 @@ def ask(
         qa.index  # open the index before generating, so a missing index fails fast
         if not choice:
             qa.encode  # load the answer embedder up front too
-    with ProgressDisplay(err_console, log=not as_json) as bar:
+    with qa, ProgressDisplay(err_console, log=not as_json) as bar:
         answer = qa.ask_batch([request], progress=bar)[0] if choice else qa.ask_open_batch([request], progress=bar)[0]
     if as_json:
         print_json(answer.to_dict())
@@ -163,7 +171,7 @@ def vote(
     if model and pairs_out:
         from calm_rag.generation import Translator, load_generator
 
-        translate = Translator(load_generator(model)).translate_many
+        translate = Translator(load_generator(model, engine_config(None))).translate_many
     report, pairs = vote_samples(loaded, balanced=balanced, translate=translate, with_pairs=bool(pairs_out))
     if pairs_out:
         write_jsonl(Path(pairs_out), [pair.to_record() for pair in pairs])

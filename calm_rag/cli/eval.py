@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from calm_rag.cli.app import cli_command, console, err_console, print_json
+from calm_rag.cli.app import (
+    API_KEY,
+    BASE_URL,
+    ENGINE,
+    TOKENIZER,
+    cli_command,
+    console,
+    engine_config,
+    err_console,
+    print_json,
+)
 from calm_rag.progress import ProgressDisplay
 
 
@@ -53,8 +63,13 @@ def eval_command(
     cache_dir: str | None = typer.Option(None, help="Cache of finished items, keyed by model, adapter, settings and "
                                                     "data, for resume and reuse (default: ~/.cache/calm-rag/eval)."),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore and replace cached items of this exact run."),
-    device: str | None = typer.Option(None, help="auto, cpu or cuda (default: settings)."),
-    dtype: str = typer.Option("auto", help="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16 or float16."),
+    engine: str | None = ENGINE,
+    base_url: str | None = BASE_URL,
+    api_key: str | None = API_KEY,
+    tokenizer: str | None = TOKENIZER,
+    device: str | None = typer.Option(None, help="transformers engine: auto, cpu or cuda (default: settings)."),
+    dtype: str = typer.Option("auto", help="transformers engine: auto (float32 on CPU, bfloat16 on GPU), float32, "
+                                           "bfloat16 or float16."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Evaluate a generator (or generator + CALM adapter) on a parallel dataset.
@@ -76,7 +91,9 @@ def eval_command(
         payload = evaluate_dataset(
             Path(data), overrides=overrides, config_file=Path(config) if config else None, model=model,
             adapter=Path(adapter) if adapter else None, compare_to=compare_to,
-            cache_dir=Path(cache_dir) if cache_dir else None, fresh=fresh, device=device, dtype=dtype,
+            cache_dir=Path(cache_dir) if cache_dir else None, fresh=fresh,
+            engine=engine_config(engine, device=device, dtype=dtype, base_url=base_url, api_key=api_key,
+                                 tokenizer=tokenizer),
             progress=lambda label, total: progress.counter(f"eval ({label})", total))
     written = write_reports(Path(out), payload) if out else []
     if as_json:

@@ -65,6 +65,10 @@ def train(
     seed: int | None = typer.Option(None, help="Random seed for sampling and training."),
     device: str | None = typer.Option(None, help="auto, cpu or cuda."),
     dtype: str | None = typer.Option(None, help="auto, float32, bfloat16 or float16."),
+    engine: str | None = typer.Option(None, "--engine", help="Sampling engine: transformers (default), llama.cpp "
+                                                             "(several times faster on a CPU) or openai (--base-url; "
+                                                             "key in CALM_RAG_OPENAI_API_KEY). DPO runs in transformers."),
+    base_url: str | None = typer.Option(None, "--base-url", help="openai engine: the server's /v1 URL."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out (or discard an interrupted run)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary and metrics as JSON."),
@@ -83,7 +87,8 @@ def train(
         languages=languages, samples=samples, mode=mode, model=model, rounds=rounds, permute=permute,
         min_support=min_support, min_margin=min_margin, embedder=embedder, cluster_threshold=threshold,
         epochs=epochs, learning_rate=learning_rate,
-        batch_size=batch_size, max_length=max_length, beta=beta, seed=seed, device=device, dtype=dtype)
+        batch_size=batch_size, max_length=max_length, beta=beta, seed=seed, device=device, dtype=dtype,
+        engine=engine, base_url=base_url)
     name = Path(dataset).name if dataset else Path(pairs or "pairs").stem
     target = Path(out) if out else Path("runs") / f"{name}-calm"
 

@@ -21,34 +21,27 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 from calm_rag.data.jsonl import write_json
 from calm_rag.errors import CalmRagError
+from calm_rag.generation.engines import EngineConfig
 from calm_rag.languages import get_language
 
 KEY_LENGTH = 20
 
 
-def model_fingerprint(name: str) -> dict[str, Any]:
-    """Identity of a generator without hashing gigabytes: its hub id and pinned revision where known,
-    else its resolved folder."""
+def model_fingerprint(name: str, engine: EngineConfig) -> dict[str, Any]:
+    """Identity of the generator answering: its content fingerprint (a bundle's pinned sha256, or hashes of
+    its config, tokenizer and weight headers; `calm_rag.models.model_fingerprint`), so another model at the
+    same path never reuses cached answers, and the engine that runs it (llama.cpp on the quantized GGUF and
+    transformers in float32 answer differently). A remote server is known only by its URL and served name."""
+    from calm_rag.generation.engines import resolve_engine
+    from calm_rag.models import model_fingerprint as content_fingerprint
     from calm_rag.models import resolve_model
 
+    kind = resolve_engine(name, engine)
+    if kind == "openai":
+        return {"model": name, "engine": kind, "server": engine.base_url}
     resolved = resolve_model(name, role="generator")
-    return {"model": resolved.hub_id or resolved.name,
-            "revision": resolved.revision or str(resolved.path)}
-
-
-def adapter_fingerprint(adapter: Path) -> str:
-    """sha256 over an adapter folder's config and weight files (LoRA adapters are small)."""
-    if not adapter.is_dir():
-        raise CalmRagError(f"adapter {adapter} not found: pass the folder `calm-rag train --out` wrote")
-    digest = hashlib.sha256()
-    files = sorted(path for path in adapter.iterdir()
-                   if path.is_file() and path.name.startswith(("adapter_config", "adapter_model")))
-    if not files:
-        raise CalmRagError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
-    for path in files:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return {"model": resolved.hub_id or resolved.name, "weights": content_fingerprint(resolved), "engine": kind,
+            "dtype": engine.dtype if kind == "transformers" else "gguf"}
 
 
 def prompts_fingerprint(languages: Iterable[str]) -> str:

@@ -27,15 +27,15 @@ from calm_rag.data.parallel import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.cache import (
     ItemCache,
-    adapter_fingerprint,
     model_fingerprint,
     prompts_fingerprint,
 )
 from calm_rag.evaluation.choice_scoring import ItemRecord, score
 from calm_rag.evaluation.config import EvalConfig, OpenEvalConfig
 from calm_rag.generation.base import Generator
+from calm_rag.generation.engines import EngineConfig, load_generator, resolve_engine
 from calm_rag.generation.sampling import sample_choice_responses
-from calm_rag.generation.transformers_engine import TransformersGenerator
+from calm_rag.models import adapter_fingerprint
 from calm_rag.prompts import Passage
 from calm_rag.questions import ParallelQuestion
 from calm_rag.responses import ChoiceResponse
@@ -178,7 +178,7 @@ def open_index(config: EvalConfig | OpenEvalConfig, settings: Settings) -> Any:
 
 def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path | None = None,
                    compare_base: bool = False, cache_dir: Path | None = None, fresh: bool = False,
-                   device: str = "auto", dtype: str = "auto", settings: Settings | None = None,
+                   engine: EngineConfig = EngineConfig(), settings: Settings | None = None,
                    progress: ProgressFactory | None = None) -> list[EvalRun]:
     """Evaluate `model` (with `adapter`) on `data`; with `compare_base` also the model without the adapter.
     Returns the runs, the adapter run first. Input is checked before the model is loaded."""
@@ -188,8 +188,7 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
     questions = load_parallel_dataset(data, config.languages, config.split, config.limit)
     data_hash = dataset_hash(data, config.languages)
     index = open_index(config, settings) if config.index else None
-    under_test = EvalModel.load(model, adapter, config, data_hash, compare_base=compare_base, device=device,
-                                dtype=dtype)
+    under_test = EvalModel.load(model, adapter, config, data_hash, compare_base=compare_base, engine=engine)
 
     runs = []
     prompts = len(questions) * len(config.languages) * config.samples
@@ -205,7 +204,7 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
 
 @contextmanager
 def _merged(model: Any) -> Iterator[None]:
-    """The LoRA weights folded into the base weights while the adapter run generates (see `TransformersGenerator.load`)."""
+    """The LoRA weights folded into the base weights while the adapter run generates (see `calm_rag.generation.load_generator`)."""
     model.merge_adapter()
     try:
         yield
@@ -231,14 +230,19 @@ class EvalModel:
 
     @classmethod
     def load(cls, model: str, adapter: Path | None, config: EvalConfig | OpenEvalConfig, data_hash: str, *,
-             compare_base: bool, device: str, dtype: str) -> EvalModel:
+             compare_base: bool, engine: EngineConfig) -> EvalModel:
         """The adapter is checked (fingerprinted) before the model loads; it is merged into the weights
         unless a base run needs it switchable."""
+        if compare_base and resolve_engine(model, engine) != "transformers":
+            raise CalmRagError("--compare-to base switches the adapter off between runs, which needs --engine "
+                               "transformers; on other engines evaluate the base once (--out DIR) and pass "
+                               "--compare-to DIR/report.json")
         adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
+        fingerprint = model_fingerprint(model, engine)
         started = time.perf_counter()
-        generator = TransformersGenerator.load(model, adapter=adapter, device=device, dtype=dtype, merge_adapter=not compare_base)
+        generator = load_generator(model, engine, adapter=adapter, merge_adapter=not compare_base)
         load_s = round(time.perf_counter() - started, 3)
-        cache_key = {"model": model_fingerprint(model), "dtype": str(generator.model.dtype),
+        cache_key = {"model": fingerprint,
                      "config": config.fingerprint(), "prompts": prompts_fingerprint(config.languages),
                      "data": data_hash}
         return cls(generator, adapter_id, compare_base, cache_key, load_s)
@@ -247,12 +251,15 @@ class EvalModel:
              progress: ProgressFactory | None, prompts: int) -> Iterator[PlannedRun[Record]]:
         """Each run (see `run_plans`) with its item cache (the cache key plus the adapter; emptied first
         when `fresh`) and its progress callback over `prompts`."""
-        for label, fingerprint, context in run_plans(self.generator, self.adapter_id, self.compare_base):
-            cache = (ItemCache(cache_dir, {**self.cache_key, "adapter": fingerprint}, record_type)
-                     if cache_dir is not None else None)
-            if cache and fresh:
-                cache.clear()
-            yield label, context, cache, progress(label, prompts) if progress else None
+        try:
+            for label, fingerprint, context in run_plans(self.generator, self.adapter_id, self.compare_base):
+                cache = (ItemCache(cache_dir, {**self.cache_key, "adapter": fingerprint}, record_type)
+                         if cache_dir is not None else None)
+                if cache and fresh:
+                    cache.clear()
+                yield label, context, cache, progress(label, prompts) if progress else None
+        finally:
+            self.generator.close()  # a llama.cpp server stops with the last run
 
 
 Plan = tuple[str, str | None, AbstractContextManager[Any]]

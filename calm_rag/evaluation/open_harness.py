@@ -35,6 +35,7 @@ from calm_rag.evaluation.choice_harness import (
 from calm_rag.evaluation.config import OpenEvalConfig
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.generation.base import Generator
+from calm_rag.generation.engines import EngineConfig
 from calm_rag.generation.open_sampling import sample_open_responses
 from calm_rag.indexes.encoder import load_encoder
 from calm_rag.prompts import Passage
@@ -91,7 +92,7 @@ def evaluate_open(generator: Generator, questions: Sequence[ParallelQuestion], c
 
 def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapter: Path | None = None,
                         compare_base: bool = False, cache_dir: Path | None = None, fresh: bool = False,
-                        device: str = "auto", dtype: str = "auto", settings: Settings | None = None,
+                        engine: EngineConfig = EngineConfig(), settings: Settings | None = None,
                         progress: ProgressFactory | None = None) -> list[OpenEvalRun]:
     """Evaluate `model` (with `adapter`) on the open questions of `data`; with `compare_base` also the model
     without the adapter. Returns the runs, the adapter run first. Input is checked, and the index and the
@@ -107,8 +108,7 @@ def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapt
     load_started = time.perf_counter()
     scorer = CachedEncoder(load_encoder(embedder))
     embedder_load_s = round(time.perf_counter() - load_started, 3)
-    under_test = EvalModel.load(model, adapter, config, data_hash, compare_base=compare_base, device=device,
-                                dtype=dtype)
+    under_test = EvalModel.load(model, adapter, config, data_hash, compare_base=compare_base, engine=engine)
 
     runs = []
     prompts = len(questions) * len(config.languages) * config.samples

@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from calm_rag.config import Settings, check_device, check_dtype, load_settings
+from calm_rag.config import Settings, load_settings
 from calm_rag.data.open import is_open_dataset
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.choice_harness import ProgressFactory, run_evaluation
 from calm_rag.evaluation.config import load_eval_config, load_open_eval_config
 from calm_rag.evaluation.open_harness import run_open_evaluation
 from calm_rag.evaluation.report import build_payload, load_report
+from calm_rag.generation.engines import EngineConfig
 
 CHOICE_ONLY = {"mode": "--mode", "permute": "--permute/--no-permute", "balanced": "--balanced/--unbalanced"}
 OPEN_ONLY = {"embedder": "--embedder", "threshold": "--threshold"}
@@ -37,22 +38,21 @@ def check_kind_settings(data: Path, open_questions: bool, settings: Mapping[str,
 
 def evaluate_dataset(data: Path, *, overrides: Mapping[str, Any] | None = None, config_file: Path | None = None,
                      model: str | None = None, adapter: Path | None = None, compare_to: str | None = None,
-                     cache_dir: Path | None = None, fresh: bool = False, device: str | None = None,
-                     dtype: str = "auto", settings: Settings | None = None, progress: ProgressFactory | None = None
+                     cache_dir: Path | None = None, fresh: bool = False, engine: EngineConfig | None = None,
+                     settings: Settings | None = None, progress: ProgressFactory | None = None
                      ) -> dict[str, Any]:
     """Evaluate `model` (with `adapter`) on `data` and return the report payload. `overrides` are explicit
-    settings (None values mean "not given"); `compare_to` is "base" or the path of an earlier report.json."""
+    settings (None values mean "not given"); `compare_to` is "base" or the path of an earlier report.json; `engine` defaults to the settings'."""
     settings = settings or load_settings()
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     open_questions = is_open_dataset(data)
     check_kind_settings(data, open_questions, given)
-    check_device(device or settings.device)
-    check_dtype(dtype)
+    engine = engine or EngineConfig(engine=settings.engine, device=settings.device)
     baseline = load_report(Path(compare_to)) if compare_to not in (None, "base") else None
     options: dict[str, Any] = {
         "model": model or settings.generator, "adapter": adapter, "compare_base": compare_to == "base",
-        "cache_dir": cache_dir or settings.eval_cache, "fresh": fresh, "device": device or settings.device,
-        "dtype": dtype, "settings": settings, "progress": progress}
+        "cache_dir": cache_dir or settings.eval_cache, "fresh": fresh, "engine": engine,
+        "settings": settings, "progress": progress}
     if open_questions:
         runs = [run.to_dict() for run in run_open_evaluation(data, load_open_eval_config(config_file, given), **options)]
     else:

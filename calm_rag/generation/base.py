@@ -23,8 +23,9 @@ from calm_rag.prompts import Message
 Progress = Callable[[int], None]
 """Called with the number of prompts just finished."""
 
-Engine = Literal["transformers", "llama.cpp", "openai"]
-ENGINES: tuple[str, ...] = ("transformers", "llama.cpp", "openai")
+Engine = Literal["auto", "transformers", "llama.cpp", "openai"]
+ENGINES: tuple[str, ...] = ("auto", "transformers", "llama.cpp", "openai")
+"""auto: llama.cpp when the generator has a GGUF (an offline bundle, a .gguf file), else transformers."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class Generator(Protocol):
                             batch_size: int = 32, progress: Progress | None = None) -> list[dict[str, float]]:
         """For each prompt (ending right after the answer label), the probability of each of its labels,
         renormalised over those labels."""
+        ...
+
+    def close(self) -> None:
+        """Release what the engine holds (a llama.cpp server, HTTP connections); idempotent."""
         ...
 
 

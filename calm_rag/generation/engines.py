@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from calm_rag.config import check_device, check_dtype
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import Generator, check_engine
 
@@ -29,9 +30,9 @@ DEFAULT_SLOTS = 8
 
 @dataclass(frozen=True)
 class EngineConfig:
-    engine: str = "transformers"
-    """transformers (in-process, training and CUDA), llama.cpp (in-process server on the GGUF) or openai
-    (any OpenAI-compatible server at `base_url`)."""
+    engine: str = "auto"
+    """auto (llama.cpp when the model has a GGUF, else transformers), transformers (in-process, training and
+    CUDA), llama.cpp (in-process server on the GGUF) or openai (any OpenAI-compatible server at `base_url`)."""
     device: str = "auto"
     """transformers only."""
     dtype: str = "auto"
@@ -54,9 +55,11 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
+        check_device(self.device)
+        check_dtype(self.dtype)
         only = {"base_url": ("--base-url", ("openai",)), "api_key": ("--api-key", ("openai",)),
-                "tokenizer": ("--tokenizer", ("openai", "llama.cpp")), "slots": ("--slots", ("llama.cpp",)),
-                "threads": ("--threads", ("llama.cpp",))}
+                "tokenizer": ("--tokenizer", ("openai", "llama.cpp", "auto")),
+                "slots": ("--slots", ("llama.cpp", "auto")), "threads": ("--threads", ("llama.cpp", "auto"))}
         for attribute, (flag, engines) in only.items():
             if getattr(self, attribute) is not None and self.engine not in engines:
                 raise CalmRagError(f"{flag} needs --engine {' or '.join(engines)}")
@@ -68,6 +71,17 @@ class EngineConfig:
             raise CalmRagError("--threads must be at least 1")
         if self.timeout_s <= 0:
             raise CalmRagError("the request timeout must be positive")
+
+
+def resolve_engine(model: str, config: EngineConfig) -> str:
+    """The engine `auto` stands for: llama.cpp when `model` has a GGUF to run (an offline bundle that keeps
+    one, a .gguf file, a folder holding one), else transformers; any other engine as configured."""
+    if config.engine != "auto":
+        return config.engine
+    path = Path(model).expanduser()
+    if _bundle_with_gguf(model) is not None or path.suffix == ".gguf" or (path.is_dir() and any(path.glob("*.gguf"))):
+        return "llama.cpp"
+    return "transformers"
 
 
 def find_gguf(model: str) -> ResolvedModel:
@@ -142,6 +156,10 @@ def load_generator(model: str, config: EngineConfig = EngineConfig(), *, adapter
                    merge_adapter: bool = True) -> Generator:
     """The generator `model` names (short name, hub id or path; the served model name for openai) on the
     configured engine, with `adapter` applied. Servers (llama.cpp, openai) have a `close()`."""
+    if config.engine == "auto":  # auto's llama.cpp settings apply only when it picks llama.cpp
+        kind = resolve_engine(model, config)
+        config = replace(config, engine=kind, **({} if kind == "llama.cpp" else {"slots": None, "threads": None,
+                                                                                 "tokenizer": None}))
     if config.engine == "transformers":
         from calm_rag.generation.transformers_engine import TransformersGenerator
 

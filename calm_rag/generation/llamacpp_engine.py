@@ -24,6 +24,7 @@ from calm_rag.errors import CalmRagError
 from calm_rag.generation.openai_engine import OpenAIGenerator, OpenAIOptions
 from calm_rag.generation.rendering import Renderer
 from calm_rag.generation.server_client import ClientOptions
+from calm_rag.models.gguf_files import control_tokens
 
 IN_PROCESS = ClientOptions(retries=1, backoff_s=0.1)
 """The server lives and dies with this process: a refused connection will not heal by waiting."""
@@ -126,7 +127,8 @@ class LlamaCppGenerator(OpenAIGenerator):
         self.server = LlamaCppServer(gguf, alias=name, options=options)
         try:
             super().__init__(self.server.url + "/v1", name, renderer=renderer, name=name,
-                             options=client or OpenAIOptions(concurrency=options.slots, client=IN_PROCESS))
+                             options=client or OpenAIOptions(concurrency=options.slots, client=IN_PROCESS),
+                             special_tokens=None if renderer is not None else control_tokens(gguf))
         except BaseException:
             self.server.close()
             raise

@@ -28,7 +28,7 @@ from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Progress
 from calm_rag.generation.rendering import Renderer, ServerTemplateRenderer
 from calm_rag.generation.server_client import ClientOptions, ServerClient, ServerInfo
-from calm_rag.prompts import Message
+from calm_rag.prompts import Message, tokenizer_control_tokens
 
 T = TypeVar("T")
 _DEFAULT_CONFIG = GenerationConfig()
@@ -116,12 +116,17 @@ class OpenAIGenerator:
     """The `Generator` on an OpenAI-compatible server at `base_url` (ending in /v1), serving `model`."""
 
     def __init__(self, base_url: str, model: str, *, renderer: Renderer | None = None, api_key: str | None = None,
-                 options: OpenAIOptions = OpenAIOptions(), name: str | None = None) -> None:
+                 options: OpenAIOptions = OpenAIOptions(), name: str | None = None,
+                 special_tokens: frozenset[str] | None = None) -> None:
         """`renderer`: the chat template to render prompts with; None uses the server's own (llama.cpp's
-        /apply-template), which other servers lack. Checks the server before returning: unreachable or
+        /apply-template), which other servers lack. `special_tokens`: the tokenizer's added/special tokens
+        (default: those of the renderer's tokenizer, none without one). Checks the server before returning: unreachable or
         not serving `model` is a CalmRagError here, before any prompt is sent."""
         self.model = model
         self.name = name or model
+        tokenizer = getattr(renderer, "tokenizer", None)
+        self.special_tokens = special_tokens if special_tokens is not None else (
+            tokenizer_control_tokens(tokenizer) if tokenizer is not None else frozenset())
         self.options = options
         self.client = ServerClient(base_url, api_key=api_key, model=model, options=options.client)
         try:

@@ -70,6 +70,9 @@ class TransformersGenerator:
                 model = model.merge_and_unload()
         return cls(model, tokenizer, name=resolved.hub_id or resolved.name, plain_prompts=plain_prompts)
 
+    def close(self) -> None:
+        """Nothing to release: the model is freed with this object (the protocol's servers need a close)."""
+
     # ---- prompts ------------------------------------------------------------------------------
 
     def render(self, messages: Sequence[Message], prefill: str = "") -> str:

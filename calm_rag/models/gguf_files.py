@@ -39,6 +39,15 @@ class GgufSummary:
         return 4 * self.parameters
 
 
+@dataclass(frozen=True)
+class _Array:
+    """Where an array's values start in the header (read only on demand: a vocabulary is 150k+ strings)."""
+
+    start: int
+    element: int
+    length: int
+
+
 class _Header:
     """A cursor over a GGUF header; arrays are skipped (their values are never needed here)."""
 
@@ -73,6 +82,11 @@ class _Header:
         if kind != _ARRAY:
             raise ValueError(f"unknown metadata value type {kind}")
         element, length = self.count("<I"), self.count()
+        start = self.pos
+        self._skip_array(element, length)
+        return _Array(start, element, length)
+
+    def _skip_array(self, element: int, length: int) -> None:
         if element in _SCALAR:
             self.skip(struct.calcsize(_SCALAR[element]) * length)
         elif element == _STRING:  # a vocabulary: 150k+ strings, so the tightest loop
@@ -83,7 +97,6 @@ class _Header:
         else:
             for _ in range(length):
                 self.value(element)
-        return None
 
 
 def _read(path: Path) -> tuple[dict[str, object], dict[str, tuple[int, ...]]]:
@@ -107,6 +120,33 @@ def _read(path: Path) -> tuple[dict[str, object], dict[str, tuple[int, ...]]]:
             header.skip(12)  # ggml type (u32) and data offset (u64)
             shapes[name] = tuple(reversed(ne))
     return metadata, shapes
+
+
+_CONTROL_TYPES = frozenset({3, 4})
+"""llama.cpp token types CONTROL and USER_DEFINED: the chat markup and added tokens of the tokenizer."""
+
+
+def control_tokens(path: Path) -> frozenset[str]:
+    """The GGUF tokenizer's control and user-defined tokens (`<|im_start|>`, `<tool_call>`, ...), what
+    retrieved passages are stripped of when no Hugging Face tokenizer is at hand."""
+    try:
+        metadata, _ = _read(path)
+        with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            tokens, types = metadata.get("tokenizer.ggml.tokens"), metadata.get("tokenizer.ggml.token_type")
+            if not isinstance(tokens, _Array) or not isinstance(types, _Array) or types.element not in _SCALAR:
+                return frozenset()
+            kinds = struct.unpack_from(f"<{types.length}{_SCALAR[types.element][-1]}", data, types.start)
+            wanted = {index for index, kind in enumerate(kinds) if kind in _CONTROL_TYPES}
+            header = _Header(data)
+            header.pos = tokens.start
+            found = set()
+            for index in range(tokens.length):
+                text = header.string()
+                if index in wanted and text.strip():
+                    found.add(text)
+    except (OSError, ValueError, struct.error, OverflowError) as error:
+        raise CalmRagError(f"{path} is not a readable GGUF file ({error})".splitlines()[0]) from None
+    return frozenset(found)
 
 
 def read_summary(path: Path) -> GgufSummary:

@@ -35,6 +35,9 @@ from calm_rag.voting import DEFAULT_THRESHOLD, ClusterConfig, Encode
 from calm_rag.voting.extraction import split_explanation
 from calm_rag.voting.vote import VoteResult, vote_choice_responses
 
+MAX_SLOTS = 16
+"""Most llama.cpp slots a question's samples get (each slot holds its own KV cache)."""
+
 
 @dataclass(frozen=True)
 class QAConfig:
@@ -135,8 +138,23 @@ class CalmQA:
             config = QAConfig.from_toml(Path(config))
         config = replace(config or QAConfig(), **overrides)
         settings = load_settings()
-        generator = load_generator(config.model or settings.generator, config.engine, adapter=config.adapter)
+        engine = config.engine
+        if engine.slots is None and engine.engine in ("auto", "llama.cpp"):
+            # one slot per sample of a question: its languages x samples decode in parallel
+            wanted = len(config.languages or settings.languages) * (config.samples or settings.samples)
+            engine = replace(engine, slots=max(1, min(MAX_SLOTS, wanted)))
+        generator = load_generator(config.model or settings.generator, engine, adapter=config.adapter)
         return cls(generator, config, settings)
+
+    def close(self) -> None:
+        """Stop what the generator's engine runs (a llama.cpp server); the object is unusable afterwards."""
+        self.generator.close()
+
+    def __enter__(self) -> CalmQA:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def index(self) -> Any | None:

@@ -18,6 +18,7 @@ answering "C"). A question becomes a target only when the vote is not tied and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from calm_rag.config import (
 )
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.engines import EngineConfig
 from calm_rag.generation.sampling import SamplingConfig
 from calm_rag.languages import PAPER_LANGUAGES, parse_languages
 from calm_rag.prompts import Mode
@@ -58,6 +60,12 @@ class CalmTrainConfig:
     dtype: str = "auto"
     """auto = bfloat16 on CUDA, float32 on CPU."""
     seed: int = 0
+    engine: str = "transformers"
+    """Engine of the sampling stage: transformers (the model being trained, in process), llama.cpp (its GGUF
+    with the newest round's adapter converted to a GGUF LoRA: several times faster on a CPU) or openai (a
+    server at `base_url` serving `model`; key from CALM_RAG_OPENAI_API_KEY). DPO always runs in transformers."""
+    base_url: str | None = None
+    """openai engine: the server's /v1 URL."""
 
     # ---- sampling and voting --------------------------------------------------------------
     languages: tuple[str, ...] = PAPER_LANGUAGES
@@ -117,6 +125,7 @@ class CalmTrainConfig:
         check_fields(self)
         check_device(self.device)
         check_dtype(self.dtype)
+        self.engine_config()
         checks = [
             (self.mode in ("cot", "direct"), f"mode must be cot or direct, got {self.mode!r}"),
             (self.samples >= 1, "samples must be at least 1"),
@@ -143,6 +152,15 @@ class CalmTrainConfig:
                 raise CalmRagError(message)
         # Validates the sampling knobs (languages, temperature, ...) with the sampler's own rules.
         self.sampling_config()
+
+    def engine_config(self) -> EngineConfig:
+        """The sampling stage's engine (never `auto`: which engine samples is part of the run's recipe)."""
+        if self.engine == "auto":
+            raise CalmRagError("train's --engine must be transformers, llama.cpp or openai (not auto)")
+        local = self.engine == "transformers"
+        return EngineConfig(engine=self.engine, device=self.device if local else "auto",
+                            dtype=self.dtype if local else "auto", base_url=self.base_url,
+                            api_key=os.environ.get("CALM_RAG_OPENAI_API_KEY") if self.engine == "openai" else None)
 
     def sampling_config(self, round_number: int = 1) -> SamplingConfig:
         """The sampler's config; each round gets its own seed so that rounds do not repeat samples."""

@@ -30,6 +30,7 @@ from calm_rag.data.open import is_open_dataset, load_open_dataset
 from calm_rag.data.parallel import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import Generator
+from calm_rag.generation.engines import load_generator
 from calm_rag.generation.loading import base_names, check_adapter_base
 from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.generation.translation import Translator
@@ -83,6 +84,8 @@ class _Run:
         self.progress = progress
         self.notify = notify
         self.loaded: modeling.LoadedModel | None = None
+        self.sampler: tuple[int, Generator] | None = None
+        """(round, generator) of a non-transformers sampling engine while a round samples."""
         self.notes: list[str] = []
         self.started = time.monotonic()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -95,22 +98,41 @@ class _Run:
         if self.notify:
             self.notify(message)
 
+    def latest_adapter(self, number: int) -> Path | None:
+        """The adapter the model carries before round `number`: the newest trained one, else the start one."""
+        previous = [self.round_dir(n) / "adapter" for n in range(1, number)]
+        return next((path for path in reversed(previous) if path.is_dir()), self.adapter)
+
     def model(self, number: int) -> modeling.LoadedModel:
         """The model as it stands before round `number`: the base plus the newest trained adapter."""
         if self.loaded is None:
             self.loaded = modeling.load_model(self.resolved, device=self.config.device, dtype=self.config.dtype)
-            previous = [self.round_dir(n) / "adapter" for n in range(1, number)]
-            latest = next((path for path in reversed(previous) if path.is_dir()), self.adapter)
+            latest = self.latest_adapter(number)
             if latest is not None:
                 modeling.attach_adapter(self.loaded, latest)
         return self.loaded
 
     def generator(self, number: int) -> Generator:
+        """What samples and translates in round `number`: the training model itself, or the configured
+        engine running the same base with the same adapter (loaded once per round, see `release`)."""
+        if self.config.engine != "transformers":
+            if self.sampler is None or self.sampler[0] != number:
+                self.release()
+                assert self.config.model is not None
+                self.sampler = (number, load_generator(self.config.model, self.config.engine_config(),
+                                                       adapter=self.latest_adapter(number)))
+            return self.sampler[1]
         loaded = self.model(number)
         if not getattr(loaded.tokenizer, "chat_template", None):
             raise CalmRagError(f"{loaded.base_id} has no chat template; CALM samples and trains on chat prompts, "
                                "so it needs an instruct model")
         return TransformersGenerator(loaded.model, loaded.tokenizer, name=loaded.base_id)
+
+    def release(self) -> None:
+        """Stop the sampling engine (a llama.cpp server) before DPO needs the memory."""
+        if self.sampler is not None:
+            self.sampler[1].close()
+            self.sampler = None
 
     def train(self, number: int, pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """DPO on `pairs`; saves the round's adapter and returns the trainer's log history and timing."""
@@ -234,6 +256,7 @@ def _cached_round(run: _Run, number: int, questions: Sequence[ParallelQuestion],
         pairs = kind.pair(samples, lambda requests: Translator(run.generator(number)).translate_many(requests), number)
         write_jsonl(pairs_file, pairs)
         timings["pairs_s"] = time.monotonic() - began
+    run.release()
     return samples, pairs, timings
 
 

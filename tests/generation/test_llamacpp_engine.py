@@ -168,8 +168,8 @@ def test_a_gguf_without_a_template_needs_plain_prompts(tmp_path: Path) -> None:
     ({"engine": "llama.cpp", "base_url": "http://x/v1"}, "--base-url needs --engine openai"),
     ({"engine": "openai"}, "--engine openai needs --base-url"),
     ({"engine": "llama.cpp", "api_key": "k"}, "--api-key needs --engine openai"),
-    ({"tokenizer": "x"}, "--tokenizer needs --engine openai or llama.cpp"),
-    ({"engine": "openai", "base_url": "http://x/v1", "slots": 4}, "--slots needs --engine llama.cpp"),
+    ({"engine": "transformers", "tokenizer": "x"}, "--tokenizer needs --engine openai or llama.cpp or auto"),
+    ({"engine": "openai", "base_url": "http://x/v1", "slots": 4}, "--slots needs --engine llama.cpp or auto"),
     ({"engine": "llama.cpp", "slots": 0}, "--slots must be at least 1"),
 ])
 def test_bad_engine_combinations_are_one_line(config: dict[str, Any], message: str) -> None:
