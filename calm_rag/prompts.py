@@ -111,11 +111,13 @@ def format_passages(passages: Sequence[Passage], lang: str, special_tokens: Coll
     return f"{language.context_label}{language.colon.strip()}\n<passages>\n" + "\n".join(blocks) + "\n</passages>"
 
 
-def question_block(question: Question) -> str:
+def question_block(question: Question, special_tokens: Collection[str] = ()) -> str:
+    """The question and its options; their text goes through the same sanitizer as passages (a question is
+    user input too: it must not close the turn)."""
     language = get_language(question.lang)
     colon = language.colon
-    options = "\n".join(f"{choice.label}. {choice.text}" for choice in question.choices)
-    return (f"{language.question_label}{colon}{question.question.strip()}\n"
+    options = "\n".join(f"{choice.label}. {sanitize_passage(choice.text, special_tokens)}" for choice in question.choices)
+    return (f"{language.question_label}{colon}{sanitize_passage(question.question, special_tokens)}\n"
             f"{language.options_label}{colon.rstrip()}\n{options}")
 
 
@@ -127,7 +129,7 @@ def mcq_messages(question: Question, mode: Mode = "cot", passages: Sequence[Pass
     parts = [instruction]
     if passages:
         parts.append(format_passages(passages, question.lang, special_tokens))
-    parts.append(question_block(question))
+    parts.append(question_block(question, special_tokens))
     return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -139,7 +141,7 @@ def open_messages(question: str, lang: str, passages: Sequence[Passage] = (),
     parts = [language.open_instruction]
     if passages:
         parts.append(format_passages(passages, lang, special_tokens))
-    parts.append(f"{language.question_label}{language.colon}{question.strip()}")
+    parts.append(f"{language.question_label}{language.colon}{sanitize_passage(question, special_tokens)}")
     return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -150,8 +152,9 @@ def answer_prefill(lang: str) -> str:
     return f"{language.answer_label}{language.colon.rstrip()}"
 
 
-def translation_messages(text: str, source: str, target: str) -> list[Message]:
+def translation_messages(text: str, source: str, target: str, special_tokens: Collection[str] = ()) -> list[Message]:
+    """Self-translation's prompt; the text (a question, an option, an explanation) is sanitized like passages."""
     src, tgt = LANGUAGES[source].name, LANGUAGES[target].name
     return [{"role": "user", "content": (
         f"Translate the following {src} text into {tgt}. Reply with the {tgt} translation only, "
-        f"without quotes, notes or explanations.\n\n{text}")}]
+        f"without quotes, notes or explanations.\n\n{sanitize_passage(text, special_tokens)}")}]

@@ -58,6 +58,9 @@ def eval_command(
     threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers (or an "
                                                       "answer and the gold) mean the same (default: 0.80, tuned for "
                                                       "EmbeddingGemma)."),
+    continue_spans: bool | None = typer.Option(None, "--continue-spans/--no-continue-spans",
+                                               help="Open questions: ask for the short span after the answer label "
+                                                    "where a response has none (default: on)."),
     config: str | None = typer.Option(None, help="TOML file whose 'eval' table holds these settings; flags win."),
     out: str | None = typer.Option(None, help="Write report.json, report.md and report.png here."),
     cache_dir: str | None = typer.Option(None, help="Cache of finished items, keyed by model, adapter, settings and "
@@ -85,7 +88,8 @@ def eval_command(
     overrides = {"split": split, "languages": languages, "samples": samples, "index": index, "index_dir": index_dir,
                  "top_k": top_k, "limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
                  "temperature": temperature, "mode": mode, "permute": permute, "balanced": balanced,
-                 "embedder": embedder, "threshold": threshold}
+                 "embedder": embedder, "threshold": threshold,
+                 "continue_spans": continue_spans}
     progress = ProgressDisplay(err_console, log=not as_json)
     with progress:
         payload = evaluate_dataset(

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import typer
 
-from calm_rag.cli.app import cli_command, err_console
-from calm_rag.config import load_settings
+from calm_rag.cli.app import BASE_URL, ENGINE, TOKENIZER, cli_command, engine_config, err_console
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
-from calm_rag.generation.engines import EngineConfig
 from calm_rag.languages import parse_languages
 from calm_rag.pipelines.qa import CalmQA, QAConfig
 from calm_rag.voting.matching import DEFAULT_THRESHOLD
@@ -32,13 +30,13 @@ def serve(
     mode: str = typer.Option("cot", help="cot: explain then answer (sampled); direct: exact letter distribution."),
     model: str | None = typer.Option(None, help="Generator: short name, hub id or local path."),
     adapter: str | None = typer.Option(None, help="A CALM LoRA adapter folder (from `calm-rag train`)."),
-    engine_name: str | None = typer.Option(None, "--engine", help="transformers, llama.cpp or openai (default: "
-                                                                   "settings; CALM_RAG_ENGINE)."),
-    base_url: str | None = typer.Option(None, help="openai engine: the upstream server's /v1 URL."),
-    engine_api_key: str | None = typer.Option(None, envvar="CALM_RAG_OPENAI_API_KEY",
-                                              help="openai engine: the upstream server's API key."),
-    tokenizer: str | None = typer.Option(None, help="openai engine: tokenizer/chat template source."),
-    device: str = typer.Option("auto", help="transformers engine: auto, cpu or cuda."),
+    engine: str | None = ENGINE,
+    base_url: str | None = BASE_URL,
+    engine_api_key: str | None = typer.Option(None, "--engine-api-key", envvar="CALM_RAG_OPENAI_API_KEY",
+                                              help="openai engine: the upstream server's key (--api-key is this "
+                                                   "server's own)."),
+    tokenizer: str | None = TOKENIZER,
+    device: str | None = typer.Option(None, help="transformers engine: auto, cpu or cuda (default: settings)."),
     plain_prompts: bool = typer.Option(False, help="Allow a model without a chat template (plain-text prompts)."),
     temperature: float = typer.Option(0.7, help="Sampling temperature (0 = greedy)."),
     max_new_tokens: int = typer.Option(256, help="Longest answer to generate."),
@@ -62,12 +60,13 @@ def serve(
 
     settings = ServeConfig(host=host, port=port, api_key=api_key, max_concurrency=max_concurrency,
                            max_batch=max_batch, batch_wait_ms=batch_wait_ms)
-    engine = EngineConfig(engine=engine_name or load_settings().engine, device=device, plain_prompts=plain_prompts,
-                          base_url=base_url, api_key=engine_api_key, tokenizer=tokenizer)
     qa_config = QAConfig(
         model=model, adapter=adapter, languages=tuple(parse_languages(languages)) if languages else None,
-        samples=samples, mode=mode, index=index, index_dir=Path(index_dir) if index_dir else None,  # type: ignore[arg-type]
-        top_k=top_k, engine=engine, embedder=embedder,
+        samples=samples, mode=mode, index=index,  # type: ignore[arg-type]
+        index_dir=Path(index_dir) if index_dir else None,
+        top_k=top_k, embedder=embedder,
+        engine=engine_config(engine, device=device, plain_prompts=plain_prompts, base_url=base_url,
+                             api_key=engine_api_key, tokenizer=tokenizer),
         cluster_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
         generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                                     batch_size=batch_size))
@@ -82,7 +81,10 @@ def serve(
         qa.encode  # the answer embedder for open questions, so /readyz means everything is loaded
     err_console.print(f"calm-rag serving {qa.generator.name} on http://{host}:{port}/ "
                       f"({'API key required' if settings.resolved_api_key else 'no API key'})", highlight=False)
-    uvicorn.run(create_app(qa, settings), host=host, port=port, log_level=log_level)
+    try:
+        uvicorn.run(create_app(qa, settings), host=host, port=port, log_level=log_level)
+    finally:
+        qa.close()  # stops what the engine runs (llama.cpp's server) once uvicorn has drained
 
 
 def register(app: typer.Typer) -> None:

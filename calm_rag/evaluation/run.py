@@ -21,7 +21,7 @@ from calm_rag.evaluation.report import build_payload, load_report
 from calm_rag.generation.engines import EngineConfig
 
 CHOICE_ONLY = {"mode": "--mode", "permute": "--permute/--no-permute", "balanced": "--balanced/--unbalanced"}
-OPEN_ONLY = {"embedder": "--embedder", "threshold": "--threshold"}
+OPEN_ONLY = {"embedder": "--embedder", "threshold": "--threshold", "continue_spans": "--continue-spans/--no-continue-spans"}
 
 
 def check_kind_settings(data: Path, open_questions: bool, settings: Mapping[str, Any]) -> None:

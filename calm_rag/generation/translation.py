@@ -37,7 +37,7 @@ class Translator:
         """Translate every request, with all cache misses in one batched generate call."""
         missing = list(dict.fromkeys(req for req in requests if req not in self.cache and req[1] != req[2]))
         if missing:
-            prompts = [self.generator.render(translation_messages(*req)) for req in missing]
+            prompts = [self.generator.render(translation_messages(*req, self.generator.special_tokens)) for req in missing]
             budget = max(len(req[0]) for req in missing) * 2 + 32
             config = replace(self.config, max_new_tokens=min(self.config.max_new_tokens, budget))
             for req, output in zip(missing, self.generator.generate(prompts, config)):

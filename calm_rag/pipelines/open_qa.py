@@ -73,6 +73,11 @@ class OpenAnswer:
     model: str
     samples: int
     spans: dict[str, list[str | None]]
+    span_sources: dict[str, list[str | None]]
+    """Language -> where each sample's span came from: the model's own `answer_line` (or `phrase`,
+    `last_line`), or the `continuation` of its turn after the answer label."""
+    span_clusters: dict[str, list[int | None]]
+    """Language -> the rank (index into `clusters`) of the cluster each sample's span joined."""
     """Language -> the extracted answer of each sample (None where unparseable)."""
     language_majorities: dict[str, int | None]
     """Language -> the rank (index into `clusters`) of its own majority cluster."""
@@ -180,6 +185,8 @@ class OpenQA:
     def _answer(self, question: ParallelQuestion, drawn: dict[str, list[OpenResponse]], clustering: Clustering,
                 answer: str | None, translated_from: str | None, samples: int, elapsed: float) -> OpenAnswer:
         notes = [clustering.message] if clustering.message else []
+        joined = {(member.lang, member.sample): rank for rank, cluster in enumerate(clustering.clusters)
+                  for member in cluster.members}
         if translated_from:
             notes.append(f"answer translated from {translated_from}: no {question.source_lang} sample agreed")
         return OpenAnswer(
@@ -192,6 +199,9 @@ class OpenQA:
             model=self.generator.name,
             samples=samples,
             spans={lang: [s.span for s in items] for lang, items in drawn.items()},
+            span_sources={lang: [s.span_source for s in items] for lang, items in drawn.items()},
+            span_clusters={lang: [joined.get((lang, number)) for number in range(len(items))]
+                           for lang, items in drawn.items()},
             language_majorities=clustering.language_majorities,
             answer_translated=translated_from is not None,
             abstained=clustering.abstained,

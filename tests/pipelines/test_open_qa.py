@@ -230,3 +230,13 @@ def test_end_to_end_with_the_tiny_random_lm(tiny_generator: Generator) -> None:
     assert sum(len(c["members"]) for c in answer["clusters"]) == sum(s is not None for v in answer["spans"].values()
                                                                      for s in v)
     assert answer["model"] and answer["elapsed_s"] >= 0
+
+
+def test_the_answer_reports_each_spans_source_and_cluster() -> None:
+    qa, _ = make_qa({"en": ["Answer: 330 m", "The tower is very tall, taller than anything around it."],
+                     "zh": ["答案：330米", "答案：330米"]})
+    qa.generator.continuations = {"en": " 330 m"}
+    answer = qa.ask("How tall is the Eiffel Tower?", "en")
+    assert answer.span_sources == {"en": ["answer_line", "continuation"], "zh": ["answer_line", "answer_line"]}
+    assert answer.spans["en"] == ["330 m", "330 m"] and answer.span_clusters == {"en": [0, 0], "zh": [0, 0]}
+    assert answer.to_dict()["span_sources"]["en"][1] == "continuation"
