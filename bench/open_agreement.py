@@ -1,0 +1,93 @@
+"""Open-question agreement across languages: the German factual set (examples/factual_de), with and without
+the span continuation, side by side in one run.
+
+For each question `CalmQA.ask_open_batch` asks it in --languages with --samples answers each; reported per
+setting: the share of questions whose top cluster spans at least 3 languages, the share whose consensus
+semantically matches the gold (exact key or numbers; the embedder for the rest), the short-span rate
+(answers of at most 60 characters and 8 words), the share of spans that came from the continuation, the
+extra generated tokens per sample the continuation cost (upper bound: its token cap), and the wall time.
+
+    python bench/open_agreement.py                                   # default models, en,de,zh,fr x 2
+    python bench/open_agreement.py --model qwen2.5-coder-0.5b-instruct --limit 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.open_sampling import SPAN_TOKENS
+from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
+from calm_rag.voting import semantic_match
+from calm_rag.voting.spans import is_short_span
+
+RESULTS = Path(__file__).parent / "results"
+QUESTIONS = Path(__file__).resolve().parents[1] / "examples" / "factual_de" / "questions.jsonl"
+
+
+def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, batch: int) -> dict[str, Any]:
+    qa.config = replace(qa.config, continue_spans=continue_spans)
+    started = time.perf_counter()
+    answers = []
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        answers += qa.ask_open_batch([QuestionRequest(row["question"], row["lang"], ()) for row in chunk])
+    seconds = time.perf_counter() - started
+    spans = [span for answer in answers for items in answer.spans.values() for span in items]
+    sources = [source for answer in answers for items in answer.span_sources.values() for source in items]
+    wide = [len({member["lang"] for member in answer.clusters[0]["members"]}) >= 3 if answer.clusters else False
+            for answer in answers]
+    right = [semantic_match(answer.answer, row["answer"], qa.encode, qa.config.cluster_threshold, lang="de")
+             for answer, row in zip(answers, rows)]
+    continued = sum(source == "continuation" for source in sources)
+    return {
+        "continue_spans": continue_spans, "questions": len(rows),
+        "top_cluster_3_languages": sum(wide) / len(rows), "consensus_correct": sum(right) / len(rows),
+        "short_span_rate": sum(is_short_span(span) for span in spans) / len(spans),
+        "parse_rate": sum(span is not None for span in spans) / len(spans),
+        "continued_share": continued / len(spans), "extra_tokens_per_sample_max": SPAN_TOKENS * continued / len(spans),
+        "seconds": round(seconds, 1),
+        "per_question": [{"id": row["id"], "gold": row["answer"], "answer": answer.answer, "wide": flag, "right": ok,
+                          "spans": answer.spans} for row, answer, flag, ok in zip(rows, answers, wide, right)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--engine", default="auto")
+    parser.add_argument("--languages", default="en,de,zh,fr")
+    parser.add_argument("--samples", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=5, help="questions per batched call")
+    parser.add_argument("--max-new-tokens", type=int, default=192)
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = rows[:args.limit] if args.limit else rows
+    from calm_rag.generation.engines import EngineConfig
+
+    config = QAConfig(model=args.model, languages=tuple(args.languages.split(",")), samples=args.samples,
+                      engine=EngineConfig(engine=args.engine),
+                      generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=0.7))
+    with CalmQA.from_config(config) as qa:
+        runs = [measure(qa, rows, False, args.batch), measure(qa, rows, True, args.batch)]
+    print(f"{'continuation':<13} {'top cluster >=3 langs':>22} {'consensus right':>16} {'short spans':>12} "
+          f"{'parsed':>7} {'continued':>10} {'seconds':>8}")
+    for run in runs:
+        print(f"{'on' if run['continue_spans'] else 'off':<13} {run['top_cluster_3_languages']:>22.2f} "
+              f"{run['consensus_correct']:>16.2f} {run['short_span_rate']:>12.2f} {run['parse_rate']:>7.2f} "
+              f"{run['continued_share']:>10.2f} {run['seconds']:>8.1f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "open_agreement.json"
+    out.write_text(json.dumps({"model": config.model, "languages": args.languages, "samples": args.samples,
+                               "runs": runs}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
