@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from calm_rag.cli import app
 from calm_rag.data.jsonl import read_json
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.cache import ItemCache
 from calm_rag.evaluation.report import load_report, write_reports
+from tests.cli_errors import one_line_exit_2 as one_line_error
 
 runner = CliRunner()
 
@@ -28,12 +28,7 @@ REPORT = {"label": "adapter", "model": "m", "adapter": None, "data": "data", "da
 
 
 def one_line_exit_2(args: list[Any]) -> str:
-    result = runner.invoke(app, ["eval", *map(str, args)])
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return one_line_error(["eval", *map(str, args)])
 
 
 def test_a_written_report_loads_as_a_baseline(tmp_path: Path) -> None:

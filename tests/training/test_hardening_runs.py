@@ -17,6 +17,7 @@ from calm_rag.cli import app
 from calm_rag.errors import CalmRagError
 from calm_rag.training.artifacts import MARKER, RunFolder, is_run
 from calm_rag.training.dpo import checkpoint_complete, last_complete_checkpoint
+from tests.cli_errors import one_line_exit_2
 
 runner = CliRunner()
 PAIR = {"prompt": [{"role": "user", "content": "Q?"}], "chosen": [{"role": "assistant", "content": "Answer: A"}],
@@ -26,15 +27,6 @@ PAIR = {"prompt": [{"role": "user", "content": "Q?"}], "chosen": [{"role": "assi
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() if path.is_file() else b"<dir>"
             for path in sorted(folder.rglob("*"))}
-
-
-def one_line_exit_2(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # ---- --overwrite ------------------------------------------------------------------------------------------
