@@ -23,6 +23,16 @@ from typing import Any
 from calm_rag.errors import CalmRagError
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_CREATE_MODE = 0o666 & ~_umask()
+"""The mode `open(path, "w")` would give a new file: 0644 under the usual umask."""
+
+
 def read_jsonl(path: Path, on_bad_line: Callable[[str], None] | None = None) -> list[tuple[int, dict]]:
     """(line number, record) for each non-empty line. A line that is not a JSON object is an error naming
     it, or, with `on_bad_line`, reported to that callback and skipped."""
@@ -124,6 +134,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError as error:
         raise CalmRagError(f"cannot write {path}: {error.strerror or error}") from None
     try:
+        os.fchmod(handle, _CREATE_MODE)  # mkstemp makes files private (0600); give them the user's usual mode
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(temporary, path)

@@ -123,3 +123,15 @@ def test_vote_pairs_out_onto_a_folder(tmp_path: Path) -> None:
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert "cannot write" in result.stderr and "Traceback" not in result.output
     assert leftovers(tmp_path) == [] and list((tmp_path / "pairs").iterdir()) == []
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_would(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from calm_rag.data.jsonl import write_json
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    write_json(tmp_path / "atomic.json", {})
+    assert stat.S_IMODE(os.stat(tmp_path / "atomic.json").st_mode) == stat.S_IMODE(os.stat(plain).st_mode)
