@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer import _click as click  # typer's own click: the exceptions its parser raises
 from typer.core import TyperGroup
 
@@ -37,7 +38,8 @@ class OneLineErrors(TyperGroup):
         except click.exceptions.ClickException as error:
             if not standalone_mode:
                 raise
-            err_console.print(f"[bold red]Error:[/] {error.format_message()}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]Error:[/] {escape(one_line(error.format_message()))}", highlight=False,
+                              soft_wrap=True)
             sys.exit(error.exit_code)
         except typer.Abort:
             if not standalone_mode:
@@ -84,9 +86,15 @@ def cli_command(group: typer.Typer = app, name: str | None = None, **options: An
 
 
 def fail(message: str) -> None:
-    """The one way a command reports bad input: one line on stderr, exit code 2."""
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    """The one way a command reports bad input: one line on stderr, exit code 2 (a message that quotes the
+    user's input may hold line breaks: they are folded, so the contract holds whatever the input)."""
+    err_console.print(f"[bold red]Error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def one_line(message: str) -> str:
+    """`message` with its line breaks folded into spaces."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def print_json(payload: Any) -> None:

@@ -66,7 +66,7 @@ def check_lang(value: Any) -> str | None:
 def record_problem(record: dict[str, Any]) -> str | None:
     """Why `record` (one parsed .jsonl line) cannot be indexed, or None if it can."""
     if record.get("text") is None:
-        return f"record has no 'text' field (fields: {', '.join(sorted(map(str, record))) or 'none'})"
+        return f"record has no 'text' field (fields: {', '.join(repr(key) for key in sorted(record)) or 'none'})"
     text = record["text"]
     if not isinstance(text, str) or not text.strip():
         return "'text' must be a non-empty string"

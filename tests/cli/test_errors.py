@@ -32,3 +32,14 @@ def test_flag_errors_are_one_line(argv: tuple[str, ...], message: str, tmp_path:
 def test_help_is_still_help(tmp_path: Path) -> None:
     result = run_cli("ask", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "--choice" in result.stdout
+
+
+def test_messages_quoting_input_stay_one_line_and_are_not_markup(tmp_path: Path) -> None:
+    """An error message quotes what the user gave: line breaks in it are folded, rich markup is printed as is."""
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text('{"id": "q1", "lang": "e[/b]n\\nx", "question": "?", "responses": ["A"], '
+                       '"choices": [{"label": "A", "text": "a"}, {"label": "B", "text": "b"}]}\n', encoding="utf-8")
+    result = run_cli("vote", str(samples), cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("Error: ") and "samples.jsonl:1" in lines[0] and "e[/b]n" in lines[0]
