@@ -60,7 +60,7 @@ def test_split_jsonl_record_gets_chunk_suffixes(tmp_path: Path) -> None:
 
 def test_jsonl_line_without_text_is_an_error_naming_the_line(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", [{"id": "ok", "text": "fine"}, {"id": "x", "title": "no text"}])
-    with pytest.raises(CalmRagError, match=r"bad\.jsonl:2: record has no 'text' field \(fields: id, title\)"):
+    with pytest.raises(CalmRagError, match=r"bad\.jsonl:2: record has no 'text' field \(fields: 'id', 'title'\)"):
         _chunks(path, ChunkingConfig())
 
 
