@@ -182,8 +182,6 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
                    progress: ProgressFactory | None = None) -> list[EvalRun]:
     """Evaluate `model` (with `adapter`) on `data`; with `compare_base` also the model without the adapter.
     Returns the runs, the adapter run first. Input is checked before the model is loaded."""
-    if compare_base and adapter is None:
-        raise CalmRagError("--compare-to base needs --adapter (the base run is the model without it)")
     settings = settings or load_settings()
     questions = load_parallel_dataset(data, config.languages, config.split, config.limit)
     data_hash = dataset_hash(data, config.languages)
@@ -233,6 +231,8 @@ class EvalModel:
              compare_base: bool, engine: EngineConfig) -> EvalModel:
         """The adapter is checked (fingerprinted) before the model loads; it is merged into the weights
         unless a base run needs it switchable."""
+        if compare_base and adapter is None:
+            raise CalmRagError("--compare-to base needs --adapter (the base run is the model without it)")
         if compare_base and resolve_engine(model, engine) != "transformers":
             raise CalmRagError("--compare-to base switches the adapter off between runs, which needs --engine "
                                "transformers; on other engines evaluate the base once (--out DIR) and pass "

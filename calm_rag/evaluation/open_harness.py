@@ -23,7 +23,6 @@ from typing import Any
 from calm_rag.config import Settings, load_settings
 from calm_rag.data.open import load_open_dataset
 from calm_rag.data.parallel import dataset_hash
-from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.cache import ItemCache
 from calm_rag.evaluation.choice_harness import (
     EvalModel,
@@ -97,8 +96,6 @@ def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapt
     """Evaluate `model` (with `adapter`) on the open questions of `data`; with `compare_base` also the model
     without the adapter. Returns the runs, the adapter run first. Input is checked, and the index and the
     embedder (`config.embedder`, else the settings') are loaded, before the generator."""
-    if compare_base and adapter is None:
-        raise CalmRagError("--compare-to base needs --adapter (the base run is the model without it)")
     settings = settings or load_settings()
     questions = load_open_dataset(data, config.languages, config.split, config.limit)
     data_hash = dataset_hash(data, config.languages)
