@@ -156,7 +156,8 @@ def _out_of_memory(config: CalmTrainConfig) -> CalmRagError:
 
 
 def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: CalmTrainConfig,
-              checkpoints: Path, *, progress: StageProgress | None = None, stage: str = "DPO") -> tuple[Any, DPOResult]:
+              checkpoints: Path, *, progress: StageProgress | None = None, stage: str = "DPO",
+              callbacks: Sequence[Any] = ()) -> tuple[Any, DPOResult]:
     """Train the LoRA adapter on `records`; continues from the newest complete checkpoint in `checkpoints`.
 
     Returns the PEFT model (only the trained 'default' adapter attached) and the trainer's log history.
@@ -179,7 +180,7 @@ def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], 
         model=model, ref_model=None, args=dpo_config(config, checkpoints, device, dtype),
         train_dataset=preference_dataset(records), processing_class=tokenizer,
         peft_config=None if isinstance(model, PeftModel) else lora_config(config),
-        callbacks=[_progress_callback(progress, stage)] if progress else None,
+        callbacks=[*([_progress_callback(progress, stage)] if progress else []), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)
     try:
