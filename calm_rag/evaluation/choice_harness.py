@@ -8,44 +8,34 @@ items are appended to the cache. Each (question, language) pair is passed as its
 single-language `ParallelQuestion`, which is what lets every language's prompt carry the
 passages retrieved for that language's version of the question.
 
-`--compare-to base` loads the model once: the base run goes first, on the untouched weights
-inside peft's `disable_adapter()` context, then the adapter is merged into the weights for the
-adapter run (unmerged LoRA layers made CPU inference about 2.5x slower).
+Loading the model and running it (once, or as base and adapter for `--compare-to base`) is
+`calm_rag.evaluation.harness.run_harness`, shared with the open-question harness.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from calm_rag.config import Settings, load_settings
 from calm_rag.data.parallel import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
-from calm_rag.evaluation.cache import (
-    ItemCache,
-    model_fingerprint,
-    prompts_fingerprint,
-)
+from calm_rag.evaluation.cache import ItemCache
 from calm_rag.evaluation.choice_scoring import ItemRecord, score
 from calm_rag.evaluation.config import EvalConfig, OpenEvalConfig
+from calm_rag.evaluation.harness import HarnessRun, Progress, ProgressFactory, Record, run_harness
 from calm_rag.generation.base import Generator
-from calm_rag.generation.engines import EngineConfig, load_generator, resolve_engine
+from calm_rag.generation.engines import EngineConfig
 from calm_rag.generation.sampling import sample_choice_responses
-from calm_rag.models import adapter_fingerprint
 from calm_rag.prompts import Passage
 from calm_rag.questions import ParallelQuestion
 from calm_rag.responses import ChoiceResponse
 
 CHUNK_BATCHES = 4
 """Generation batches per cached chunk: bigger chunks pad less, smaller ones lose less on a kill."""
-
-Progress = Callable[[int], None]
-ProgressFactory = Callable[[str, int], Progress]
-"""(run label, prompts to answer) -> a callback taking the number of prompts just answered."""
 
 
 @dataclass
@@ -91,15 +81,7 @@ def retrieve_passages(index: Any, questions: Sequence[ParallelQuestion], languag
             for _ in questions]
 
 
-Record = TypeVar("Record", bound="CachedRecord")
 Sample = TypeVar("Sample")
-
-
-class CachedRecord(Protocol):
-    """What `answer_with_cache` needs of a per-question record: its question id."""
-
-    @property
-    def id(self) -> str: ...
 
 
 AnswerUnits = Callable[[list[ParallelQuestion], list[list[Passage]] | None, Progress | None],
@@ -186,90 +168,11 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
     questions = load_parallel_dataset(data, config.languages, config.split, config.limit)
     data_hash = dataset_hash(data, config.languages)
     index = open_index(config, settings) if config.index else None
-    under_test = EvalModel.load(model, adapter, config, data_hash, compare_base=compare_base, engine=engine)
 
-    runs = []
-    prompts = len(questions) * len(config.languages) * config.samples
-    for label, context, cache, callback in under_test.runs(ItemRecord, cache_dir, fresh, progress, prompts):
-        with context:
-            records, timings = evaluate(under_test.generator, questions, config, cache=cache, index=index,
-                                        progress=callback)
-        runs.append(EvalRun(label, under_test.generator.name, str(adapter) if adapter and label != "base" else None,
-                            config, str(data), data_hash, records, {"load_s": under_test.load_s, **timings},
-                            str(cache.path) if cache else None))
-    return runs[::-1] if compare_base else runs
+    def report_run(run: HarnessRun[ItemRecord]) -> EvalRun:
+        return EvalRun(run.label, run.model, run.adapter, config, str(data), data_hash, run.records,
+                       {"load_s": run.load_s, **run.timings}, run.cache)
 
-
-@contextmanager
-def _merged(model: Any) -> Iterator[None]:
-    """The LoRA weights folded into the base weights while the adapter run generates (see `calm_rag.generation.load_generator`)."""
-    model.merge_adapter()
-    try:
-        yield
-    finally:
-        model.unmerge_adapter()
-
-
-PlannedRun = tuple[str, AbstractContextManager[Any], ItemCache[Record] | None, Progress | None]
-"""(label, the context to generate in, the run's item cache, its progress callback)."""
-
-
-@dataclass
-class EvalModel:
-    """The generator under evaluation and what its runs share; used by both harnesses."""
-
-    generator: Generator
-    adapter_id: str | None
-    """The adapter's fingerprint, None without one; with `compare_base` the adapter stays switchable."""
-    compare_base: bool
-    cache_key: dict[str, Any]
-    """Model, dtype, config, prompts and data: an item cache is valid only while all of them match."""
-    load_s: float
-
-    @classmethod
-    def load(cls, model: str, adapter: Path | None, config: EvalConfig | OpenEvalConfig, data_hash: str, *,
-             compare_base: bool, engine: EngineConfig) -> EvalModel:
-        """The adapter is checked (fingerprinted) before the model loads; it is merged into the weights
-        unless a base run needs it switchable."""
-        if compare_base and adapter is None:
-            raise CalmRagError("--compare-to base needs --adapter (the base run is the model without it)")
-        if compare_base and resolve_engine(model, engine) != "transformers":
-            raise CalmRagError("--compare-to base switches the adapter off between runs, which needs --engine "
-                               "transformers; on other engines evaluate the base once (--out DIR) and pass "
-                               "--compare-to DIR/report.json")
-        adapter_id = adapter_fingerprint(Path(adapter)) if adapter is not None else None
-        fingerprint = model_fingerprint(model, engine)
-        started = time.perf_counter()
-        generator = load_generator(model, engine, adapter=adapter, merge_adapter=not compare_base)
-        load_s = round(time.perf_counter() - started, 3)
-        cache_key = {"model": fingerprint,
-                     "config": config.fingerprint(), "prompts": prompts_fingerprint(config.languages),
-                     "data": data_hash}
-        return cls(generator, adapter_id, compare_base, cache_key, load_s)
-
-    def runs(self, record_type: type[Record], cache_dir: Path | None, fresh: bool,
-             progress: ProgressFactory | None, prompts: int) -> Iterator[PlannedRun[Record]]:
-        """Each run (see `run_plans`) with its item cache (the cache key plus the adapter; emptied first
-        when `fresh`) and its progress callback over `prompts`."""
-        try:
-            for label, fingerprint, context in run_plans(self.generator, self.adapter_id, self.compare_base):
-                cache = (ItemCache(cache_dir, {**self.cache_key, "adapter": fingerprint}, record_type)
-                         if cache_dir is not None else None)
-                if cache and fresh:
-                    cache.clear()
-                yield label, context, cache, progress(label, prompts) if progress else None
-        finally:
-            self.generator.close()  # a llama.cpp server stops with the last run
-
-
-Plan = tuple[str, str | None, AbstractContextManager[Any]]
-
-
-def run_plans(generator: Generator, adapter_id: str | None, compare_base: bool) -> list[Plan]:
-    """(label, adapter fingerprint, context) of each run, in the order to run them. With `compare_base` the
-    adapter stays switchable (a PeftModel): the base run goes first, on the untouched base weights inside
-    `disable_adapter()`, then the adapter is merged for its own run. Callers report the adapter run first."""
-    if not compare_base:
-        return [("adapter" if adapter_id is not None else "model", adapter_id, nullcontext())]
-    model = generator.model
-    return [("base", None, model.disable_adapter()), ("adapter", adapter_id, _merged(model))]
+    return run_harness(questions, config, data_hash, ItemRecord, evaluate, report_run, model=model, adapter=adapter,
+                       compare_base=compare_base, cache_dir=cache_dir, fresh=fresh, engine=engine, index=index,
+                       progress=progress)

@@ -5,7 +5,8 @@ that an interrupted run resumes.
 The shape is `calm_rag.evaluation.choice_harness`'s: chunks of whole questions, each (question, language)
 pair sampled as its own single-language `ParallelQuestion` so that every language's prompt carries
 the passages retrieved with that language's version of the question, the chunk's records appended
-to the cache, and `--compare-to base` run on the same weights inside peft's `disable_adapter()`.
+to the cache, and the runs (`--compare-to base` on the same weights inside peft's `disable_adapter()`)
+driven by the shared `calm_rag.evaluation.harness.run_harness`.
 
 What differs: the answers are free text, so records store spans (`OpenItemRecord`) and scoring
 needs the embedder. It is loaded before the generator (a missing embedder fails fast) and wrapped
@@ -24,14 +25,9 @@ from calm_rag.config import Settings, load_settings
 from calm_rag.data.open import load_open_dataset
 from calm_rag.data.parallel import dataset_hash
 from calm_rag.evaluation.cache import ItemCache
-from calm_rag.evaluation.choice_harness import (
-    EvalModel,
-    Progress,
-    ProgressFactory,
-    answer_with_cache,
-    open_index,
-)
+from calm_rag.evaluation.choice_harness import answer_with_cache, open_index
 from calm_rag.evaluation.config import OpenEvalConfig
+from calm_rag.evaluation.harness import HarnessRun, Progress, ProgressFactory, run_harness
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.generation.base import Generator
 from calm_rag.generation.engines import EngineConfig
@@ -105,19 +101,15 @@ def run_open_evaluation(data: Path, config: OpenEvalConfig, *, model: str, adapt
     load_started = time.perf_counter()
     scorer = CachedEncoder(load_encoder(embedder))
     embedder_load_s = round(time.perf_counter() - load_started, 3)
-    under_test = EvalModel.load(model, adapter, config, data_hash, compare_base=compare_base, engine=engine)
 
-    runs = []
-    prompts = len(questions) * len(config.languages) * config.samples
-    for label, context, cache, callback in under_test.runs(OpenItemRecord, cache_dir, fresh, progress, prompts):
-        with context:
-            records, timings = evaluate_open(under_test.generator, questions, config, cache=cache, index=index,
-                                             progress=callback)
+    def report_run(run: HarnessRun[OpenItemRecord]) -> OpenEvalRun:
         score_started = time.perf_counter()
-        summary = score_open(records, config.languages, scorer, config.threshold)
-        timings = {"load_s": under_test.load_s, "embedder_load_s": embedder_load_s, **timings,
+        summary = score_open(run.records, config.languages, scorer, config.threshold)
+        timings = {"load_s": run.load_s, "embedder_load_s": embedder_load_s, **run.timings,
                    "score_s": round(time.perf_counter() - score_started, 3)}
-        runs.append(OpenEvalRun(label, under_test.generator.name, str(adapter) if adapter and label != "base" else None,
-                                config, embedder, str(data), data_hash, records, summary, timings,
-                                str(cache.path) if cache else None))
-    return runs[::-1] if compare_base else runs
+        return OpenEvalRun(run.label, run.model, run.adapter, config, embedder, str(data), data_hash, run.records,
+                           summary, timings, run.cache)
+
+    return run_harness(questions, config, data_hash, OpenItemRecord, evaluate_open, report_run, model=model,
+                       adapter=adapter, compare_base=compare_base, cache_dir=cache_dir, fresh=fresh, engine=engine,
+                       index=index, progress=progress)

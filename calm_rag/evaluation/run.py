@@ -14,8 +14,9 @@ from typing import Any
 from calm_rag.config import Settings, load_settings
 from calm_rag.data.open import is_open_dataset
 from calm_rag.errors import CalmRagError
-from calm_rag.evaluation.choice_harness import ProgressFactory, run_evaluation
+from calm_rag.evaluation.choice_harness import run_evaluation
 from calm_rag.evaluation.config import load_eval_config, load_open_eval_config
+from calm_rag.evaluation.harness import ProgressFactory
 from calm_rag.evaluation.open_harness import run_open_evaluation
 from calm_rag.evaluation.report import build_payload, load_report
 from calm_rag.generation.engines import EngineConfig
