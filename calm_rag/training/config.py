@@ -46,8 +46,9 @@ LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_
 """The loss types TRL 1.16's DPOTrainer accepts (`DPOConfig.loss_type`)."""
 
 
-DPO_MEMORY_SETTINGS = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing")
-"""How DPO fits in memory: may change when resuming a run whose rounds have not finished (its samples and
+DPO_MEMORY_SETTINGS = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing", "shared_prefix",
+                       "precompute_ref")
+"""How DPO fits in memory and time (none changes the result): may change when resuming a run whose rounds have not finished (its samples and
 pairs do not depend on them), e.g. after running out of memory, with the same effective batch."""
 
 
@@ -79,6 +80,9 @@ class CalmTrainConfig:
     top_p: float = 0.95
     max_new_tokens: int = 256
     sample_batch_size: int = 32
+    sample_chunk: int = 64
+    """Questions per sampling chunk: each finished chunk is written to the round's folder, so a stopped run
+    loses at most one chunk of sampling and `--resume` continues with the rest."""
     min_support: float = 0.5
     """cot: the winner's share of the parsed votes needed to become a target."""
     min_margin: float = 0.1
@@ -91,6 +95,9 @@ class CalmTrainConfig:
     """Open questions only: cosine similarity at which two answers count as the same answer."""
     letter_warn_share: float = 0.5
     """Warn when one letter is more than this share of the training targets."""
+    dev_questions: int = 0
+    """Hold out this many of the selected questions as a dev split (never sampled for pairs): their direct-mode
+    accuracy is measured before training and after each DPO epoch (see `training/dev_check.py`)."""
 
     # ---- DPO ------------------------------------------------------------------------------
     beta: float = 0.1
@@ -105,7 +112,14 @@ class CalmTrainConfig:
     warmup: float = 0.1
     """Warmup: a float in [0, 1) is a share of the steps, a larger number is a step count."""
     gradient_checkpointing: bool = False
-    """Trades compute for memory; worth it from ~1.5B parameters on a GPU, slower on small CPU runs."""
+    """Trades compute for memory; worth it from ~1.5B parameters on a GPU, slower on small CPU runs. It turns
+    `shared_prefix` off (checkpointed layers keep no key/value cache)."""
+    shared_prefix: bool = True
+    """Run each pair's shared start (the prompt, and the answer label in direct mode) once for both answers instead
+    of twice (see `shared_prefix.py`): same loss and gradients as TRL's plain forward, a fraction of the work."""
+    precompute_ref: bool = True
+    """Compute the reference log-probabilities once, batched and without gradients, before training (TRL's
+    `precompute_ref_log_probs`) instead of in every step."""
     save_steps: int = 50
     """Checkpoint every this many optimizer steps (what `--resume` continues from)."""
     logging_steps: int = 1
@@ -118,7 +132,8 @@ class CalmTrainConfig:
     """Module names, or ("all-linear",) for every linear layer except the LM head."""
 
     ranges: ClassVar[Mapping[str, Range]] = {"seed": (0, None), "temperature": (0, None), "max_new_tokens": (1, None),
-                                             "sample_batch_size": (1, None)}
+                                             "sample_batch_size": (1, None), "sample_chunk": (1, None),
+                                             "dev_questions": (0, None)}
     """Single-setting ranges, checked with the types (see `calm_rag.config.check_values`)."""
 
     def __post_init__(self) -> None:
@@ -162,10 +177,15 @@ class CalmTrainConfig:
                             dtype=self.dtype if local else "auto", base_url=self.base_url,
                             api_key=os.environ.get("CALM_RAG_OPENAI_API_KEY") if self.engine == "openai" else None)
 
-    def sampling_config(self, round_number: int = 1) -> SamplingConfig:
-        """The sampler's config; each round gets its own seed so that rounds do not repeat samples."""
+    def sampling_config(self, round_number: int = 1, seed_offset: int = 0) -> SamplingConfig:
+        """The sampler's config; each round gets its own seed so that rounds do not repeat samples.
+
+        `seed_offset`: the number of the round's prompts sampled before this call (a chunk's place in the
+        round). The engines seed their i-th prompt or batch from seed + i, so a chunk seeded past its
+        predecessors' prompts never repeats their seeds; the openai and llama.cpp engines then see the same
+        seed for every prompt as in one unchunked call."""
         generation = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                                      top_p=self.top_p, seed=self.seed + round_number - 1,
+                                      top_p=self.top_p, seed=self.seed + round_number - 1 + seed_offset,
                                       batch_size=self.sample_batch_size)
         return SamplingConfig(languages=self.languages, samples=self.samples, mode=self.mode, permute=self.permute,
                               balanced=self.balanced, generation=generation)

@@ -10,6 +10,9 @@
   prompt+completion (the old max_prompt_length / max_target_length are gone); `loss_type` is a
   list; `bf16` defaults to True and must be set explicitly on CPU; transformers 5.23 renamed
   `gradient_checkpointing` to `activation_checkpointing` (older 5.x only knows the old name).
+- Speed (`shared_prefix`, `precompute_ref`, both on by default): each pair's shared start runs once for both
+  answers (`shared_prefix.py`, equal to TRL's forward in loss and gradients), and the reference
+  log-probabilities are computed once before training, batched and without gradients.
 - Dropout: TRL zeroes every dropout layer (policy and reference must see the same network). We
   zero the base model's dropout ourselves and tell TRL not to, so `lora_dropout` keeps its effect.
 """
@@ -71,7 +74,7 @@ def dpo_config(config: CalmTrainConfig, output_dir: Path, device: torch.device, 
         learning_rate=config.learning_rate, num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_length=config.max_length, warmup_steps=config.warmup, seed=config.seed,
-        disable_dropout=False, **checkpointing,
+        disable_dropout=False, precompute_ref_log_probs=config.precompute_ref, **checkpointing,
         bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=device.type == "cpu",
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
         report_to="none", disable_tqdm=True, dataloader_num_workers=0,
@@ -155,6 +158,17 @@ def _out_of_memory(config: CalmTrainConfig) -> CalmRagError:
                         "effective batch), lower max_length, or enable gradient_checkpointing")
 
 
+def trainer_class(config: CalmTrainConfig) -> type:
+    """TRL's `DPOTrainer`, with the shared-prefix forward unless activation checkpointing rules it out."""
+    from trl import DPOTrainer
+
+    if config.shared_prefix and not config.gradient_checkpointing:
+        from calm_rag.training.shared_prefix import SharedPrefixDPOTrainer
+
+        return SharedPrefixDPOTrainer
+    return DPOTrainer
+
+
 def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: CalmTrainConfig,
               checkpoints: Path, *, progress: StageProgress | None = None, stage: str = "DPO",
               callbacks: Sequence[Any] = ()) -> tuple[Any, DPOResult]:
@@ -165,8 +179,6 @@ def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], 
     import datasets
     from peft import PeftModel
     from transformers import PrinterCallback
-    from trl import DPOTrainer
-
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     _zero_base_dropout(model)
@@ -176,7 +188,7 @@ def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], 
     # Progress is ours (rich, on stderr): no per-step dicts on stdout (it must stay clean for --json),
     # and no tqdm bars for the few-millisecond dataset maps.
     datasets.disable_progress_bars()
-    trainer = DPOTrainer(
+    trainer = trainer_class(config)(
         model=model, ref_model=None, args=dpo_config(config, checkpoints, device, dtype),
         train_dataset=preference_dataset(records), processing_class=tokenizer,
         peft_config=None if isinstance(model, PeftModel) else lora_config(config),
