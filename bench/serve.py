@@ -34,9 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = (
     "import sys\n"
     "from calm_rag.cli import app\n"
-    "from calm_rag.cli.serve import register\n"
-    "if not any(command.name == 'serve' for command in app.registered_commands):\n"
-    "    register(app)\n"
     "sys.argv[0] = 'calm-rag'\n"
     "app()\n"
 )

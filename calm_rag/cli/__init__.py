@@ -6,8 +6,6 @@ from __future__ import annotations
 from calm_rag.cli import ask, eval, index, models, serve, train  # noqa: F401  (each registers its commands)
 from calm_rag.cli.app import app
 
-serve.register(app)
-
 __all__ = ["app", "main"]
 
 

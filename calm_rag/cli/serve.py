@@ -18,6 +18,7 @@ from calm_rag.pipelines.qa import CalmQA, QAConfig
 from calm_rag.voting.matching import DEFAULT_THRESHOLD
 
 
+@cli_command(name="serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind; anything but loopback should have an API key."),
     port: int = typer.Option(8000, help="Port to bind."),
@@ -85,8 +86,3 @@ def serve(
         uvicorn.run(create_app(qa, settings), host=host, port=port, log_level=log_level)
     finally:
         qa.close()  # stops what the engine runs (llama.cpp's server) once uvicorn has drained
-
-
-def register(app: typer.Typer) -> None:
-    """Add `serve` to `app` (the CLI's one Typer app, or a test's)."""
-    cli_command(app, "serve")(serve)

@@ -6,23 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from calm_rag.cli.serve import register
+from calm_rag.cli import app
 
 runner = CliRunner()
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """A root for `serve`, as the CLI's own app has."""
-
-    register(app)
-    return app
 
 
 @pytest.fixture
@@ -36,7 +24,7 @@ def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def test_help_lists_the_issue_options() -> None:
-    result = runner.invoke(_app(), ["serve", "--help"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     for option in ("--host", "--port", "--index", "--engine", "--base-url", "--languages", "--samples", "--mode",
                    "--api-key", "--max-concurrency", "--max-batch", "--batch-wait-ms"):
@@ -52,13 +40,13 @@ def test_help_lists_the_issue_options() -> None:
     (["--log-level", "loud"], "unknown --log-level"),
 ])
 def test_bad_options_fail_before_anything_loads(args: list[str], message: str, uvicorn_calls: list) -> None:
-    result = runner.invoke(_app(), ["serve", "--model", "/no/such/model", *args])
+    result = runner.invoke(app, ["serve", "--model", "/no/such/model", *args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert uvicorn_calls == []
 
 
 def test_a_missing_index_fails_at_startup(tiny_lm_path: Path, tmp_path: Path, uvicorn_calls: list) -> None:
-    result = runner.invoke(_app(), ["serve", "--model", str(tiny_lm_path), "--engine", "transformers", "--device",
+    result = runner.invoke(app, ["serve", "--model", str(tiny_lm_path), "--engine", "transformers", "--device",
                                     "cpu", "--index", "nope", "--index-dir", str(tmp_path)])
     assert result.exit_code == 2 and "nope" in result.output and uvicorn_calls == []
 
@@ -69,9 +57,9 @@ def test_serving_beyond_loopback_without_a_key_warns(tiny_lm_path: Path, tiny_em
     monkeypatch.delenv("CALM_RAG_API_KEY", raising=False)
     base = ["serve", "--model", str(tiny_lm_path), "--engine", "transformers", "--device", "cpu",
             "--embedder", str(tiny_embedder_path)]
-    exposed = runner.invoke(_app(), [*base, "--host", "0.0.0.0", "--port", "8123"])
-    keyed = runner.invoke(_app(), [*base, "--host", "0.0.0.0"], env={"CALM_RAG_API_KEY": "k"})
-    local = runner.invoke(_app(), base)
+    exposed = runner.invoke(app, [*base, "--host", "0.0.0.0", "--port", "8123"])
+    keyed = runner.invoke(app, [*base, "--host", "0.0.0.0"], env={"CALM_RAG_API_KEY": "k"})
+    local = runner.invoke(app, base)
     assert exposed.exit_code == keyed.exit_code == local.exit_code == 0, exposed.output
     assert "without an API key" in exposed.output
     assert "without an API key" not in keyed.output and "without an API key" not in local.output

@@ -20,9 +20,6 @@ KEY = "test-key-0123"
 LAUNCH = (
     "import sys\n"
     "from calm_rag.cli import app\n"
-    "from calm_rag.cli.serve import register\n"
-    "if not any(command.name == 'serve' for command in app.registered_commands):\n"
-    "    register(app)  # until calm_rag/cli/__init__.py registers it\n"
     "sys.argv[0] = 'calm-rag'\n"
     "app()\n"
 )
