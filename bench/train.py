@@ -1,5 +1,10 @@
 """CALM training costs: LoRA-DPO with the reference by adapter-disabling vs an explicit reference model,
-and what sampling one question costs in direct vs cot mode.
+what sampling one question costs in direct vs cot mode, and (`--speed`) seconds per direct-mode pair.
+
+`--speed` trains the same direct-mode pairs once per DPO path, each in its own process: TRL's plain forward with
+the reference recomputed in every step (the path before `shared_prefix`/`precompute_ref`), then the shared-prefix
+forward with reference log-probabilities precomputed, in float32 and bfloat16. Seconds per pair count everything
+from building the trainer (the reference pass, when precomputed) to the end of training.
 
 `calm-rag train` passes `ref_model=None` with a LoRA config, so TRL computes the reference
 log-probabilities by running the same weights with the adapter disabled. The alternative, a
@@ -13,6 +18,7 @@ LoRA optimizer state, allocator caches), which is the same for both routes.
     python bench/train.py                 # tiny random model + the 0.5B offline model if provisioned
     python bench/train.py --steps 3 --skip-real
     python bench/train.py --model PATH    # another model instead of the 0.5B one
+    python bench/train.py --speed --model qwen2.5-coder-1.5b-instruct --pairs 8   # DPO seconds per pair
 
 Writes bench/results/train.json.
 """
@@ -114,6 +120,45 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, che
             "training_overhead_mb": _peak_rss_mb() - touched}
 
 
+SPEED_VARIANTS = {
+    "trl-forward, reference per step, float32": (False, False, "float32"),
+    "shared prefix, precomputed reference, float32": (True, True, "float32"),
+    "shared prefix, precomputed reference, bfloat16": (True, True, "bfloat16"),
+}
+"""Variant -> (shared_prefix, precompute_ref, dtype). The first is what `calm-rag train` did before both switches."""
+
+
+def worker_speed(model_path: str, variant: str, pairs: int, batch_size: int, output: Path) -> dict[str, Any]:
+    """Seconds per pair of one DPO path, from building the trainer to the end of its single epoch."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
+
+    from calm_rag.training import CalmTrainConfig
+    from calm_rag.training.dpo import dpo_config, lora_config, preference_dataset, trainer_class
+
+    shared, precompute, dtype_name = SPEED_VARIANTS[variant]
+    dtype = getattr(torch, dtype_name)
+    torch.manual_seed(0)
+    config = CalmTrainConfig(batch_size=batch_size, gradient_accumulation_steps=1, max_length=512, device="cpu",
+                             dtype=dtype_name, save_steps=10_000, warmup=0, shared_prefix=shared,
+                             precompute_ref=precompute)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    began = time.perf_counter()
+    trainer = trainer_class(config)(model=model, ref_model=None, args=dpo_config(config, output, torch.device("cpu"),
+                                                                                 dtype),
+                                    train_dataset=preference_dataset(_pairs(pairs)), processing_class=tokenizer,
+                                    peft_config=lora_config(config))
+    built = time.perf_counter()
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    seconds = time.perf_counter() - began
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return {"variant": variant, "pairs": pairs, "batch_size": batch_size, "s_per_pair": seconds / pairs,
+            "setup_s": built - began, "total_s": seconds, "first_loss": losses[0] if losses else None,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
 def worker_sampling(model_path: str, questions: int, samples: int, cot_tokens: int) -> dict[str, Any]:
     """Seconds per question to sample all languages x samples, direct vs cot (cot at `cot_tokens` new tokens)."""
     from calm_rag.generation.base import GenerationConfig
@@ -157,8 +202,10 @@ def main() -> None:
     parser.add_argument("--cot-tokens", type=int, default=48)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="as the cot recipes do")
     parser.add_argument("--no-sampling", action="store_true", help="skip the direct vs cot sampling measurement")
-    parser.add_argument("--out", default="bench/results/train.json")
-    parser.add_argument("--worker", choices=["train", "sampling"], help=argparse.SUPPRESS)
+    parser.add_argument("--speed", action="store_true", help="seconds per direct-mode DPO pair, per DPO path")
+    parser.add_argument("--pairs", type=int, default=8, help="pairs per --speed variant")
+    parser.add_argument("--out", default=None, help="default bench/results/train.json (train-speed.json with --speed)")
+    parser.add_argument("--worker", choices=["train", "sampling", "speed"], help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -166,10 +213,13 @@ def main() -> None:
 
     if args.worker:
         with TemporaryDirectory() as scratch:
-            result = (worker_train(args.path, args.variant, args.steps, args.batch_size, args.gradient_checkpointing,
-                                   Path(scratch))
-                      if args.worker == "train" else worker_sampling(args.path, args.questions, args.samples,
-                                                                     args.cot_tokens))
+            if args.worker == "speed":
+                result = worker_speed(args.path, args.variant, args.pairs, args.batch_size, Path(scratch))
+            elif args.worker == "train":
+                result = worker_train(args.path, args.variant, args.steps, args.batch_size,
+                                      args.gradient_checkpointing, Path(scratch))
+            else:
+                result = worker_sampling(args.path, args.questions, args.samples, args.cot_tokens)
         Path(args.result).write_text(json.dumps(result))
         return
 
@@ -189,6 +239,9 @@ def main() -> None:
               *(["--gradient-checkpointing"] if args.gradient_checkpointing else [])]
     report: dict[str, Any] = {"machine": platform.platform(), "python": platform.python_version(), "device": "cpu",
                               "models": {}}
+    if args.speed:
+        _speed(models, args.pairs, args.batch_size, args.out or "bench/results/train-speed.json", report)
+        return
     for name, path in models.items():
         runs = {variant: _spawn("train", "--path", path, "--variant", variant, *common)
                 for variant in ("adapter-ref", "explicit-ref")}
@@ -202,9 +255,28 @@ def main() -> None:
         if not args.no_sampling:
             report["models"][name]["sampling"] = _spawn("sampling", "--path", path, *common)
     print(_table(report))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    _write(report, args.out or "bench/results/train.json")
+
+
+def _speed(models: dict[str, str], pairs: int, batch_size: int, out: str, report: dict[str, Any]) -> None:
+    """Every DPO path on every model, one process each; speed-ups against the first (today's) path."""
+    lines = [f"{'model':42} {'DPO path':48} {'s/pair':>7} {'speed-up':>9} {'peak RSS MB':>12}"]
+    for name, path in models.items():
+        runs = [_spawn("speed", "--path", path, "--variant", variant, "--pairs", str(pairs), "--batch-size",
+                       str(batch_size)) for variant in SPEED_VARIANTS]
+        for run in runs:
+            run["speedup"] = runs[0]["s_per_pair"] / run["s_per_pair"]
+            lines.append(f"{name[:42]:42} {run['variant']:48} {run['s_per_pair']:>7.2f} {run['speedup']:>8.2f}x "
+                         f"{run['peak_rss_mb']:>12.0f}")
+        report["models"][name] = {"speed": runs}
+    print("\n".join(lines))
+    _write(report, out)
+
+
+def _write(report: dict[str, Any], out: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 def _weights(run: dict[str, Any]) -> float:

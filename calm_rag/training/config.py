@@ -48,8 +48,9 @@ LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_
 
 DPO_MEMORY_SETTINGS = ("batch_size", "gradient_accumulation_steps", "gradient_checkpointing", "shared_prefix",
                        "precompute_ref")
-"""How DPO fits in memory and time (none changes the result): may change when resuming a run whose rounds have not finished (its samples and
-pairs do not depend on them), e.g. after running out of memory, with the same effective batch."""
+"""How DPO fits in memory and time (none changes the result): may change when resuming a run whose rounds have
+not finished (its samples and pairs do not depend on them), e.g. after running out of memory, with the same
+effective batch."""
 
 
 @dataclass(frozen=True)
