@@ -24,7 +24,7 @@ from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.cache import ItemCache, model_fingerprint, prompts_fingerprint
 from calm_rag.evaluation.config import EvalConfig, OpenEvalConfig
 from calm_rag.generation.base import Generator
-from calm_rag.generation.engines import EngineConfig, load_generator, resolve_engine
+from calm_rag.generation.engines import EngineConfig, load_generator, pin_engine
 from calm_rag.models import adapter_fingerprint
 from calm_rag.questions import ParallelQuestion
 
@@ -120,7 +120,8 @@ class EvalModel:
         unless a base run needs it switchable."""
         if compare_base and adapter is None:
             raise CalmRagError("--compare-to base needs --adapter (the base run is the model without it)")
-        if compare_base and resolve_engine(model, engine) != "transformers":
+        engine = pin_engine(model, engine)  # `auto` resolved once: the check, the cache key and the load reuse it
+        if compare_base and engine.engine != "transformers":
             raise CalmRagError("--compare-to base switches the adapter off between runs, which needs --engine "
                                "transformers; on other engines evaluate the base once (--out DIR) and pass "
                                "--compare-to DIR/report.json")

@@ -84,6 +84,17 @@ def resolve_engine(model: str, config: EngineConfig) -> str:
     return "transformers"
 
 
+def pin_engine(model: str, config: EngineConfig) -> EngineConfig:
+    """`config` with `auto` replaced by the engine it stands for (`resolve_engine`), auto's llama.cpp settings
+    dropped when it picks transformers. A caller that resolves once and passes the pinned config on (an eval run
+    to its cache key and its generator) looks at a bundle's verified-stamp once instead of at every step."""
+    if config.engine != "auto":
+        return config
+    kind = resolve_engine(model, config)
+    return replace(config, engine=kind, **({} if kind == "llama.cpp" else {"slots": None, "threads": None,
+                                                                          "tokenizer": None}))
+
+
 def find_gguf(model: str) -> ResolvedModel:
     """`model` (short name, hub id, folder or .gguf file) resolved with the GGUF llama.cpp runs; a
     CalmRagError when it has none."""
@@ -156,10 +167,7 @@ def load_generator(model: str, config: EngineConfig = EngineConfig(), *, adapter
                    merge_adapter: bool = True) -> Generator:
     """The generator `model` names (short name, hub id or path; the served model name for openai) on the
     configured engine, with `adapter` applied. Servers (llama.cpp, openai) have a `close()`."""
-    if config.engine == "auto":  # auto's llama.cpp settings apply only when it picks llama.cpp
-        kind = resolve_engine(model, config)
-        config = replace(config, engine=kind, **({} if kind == "llama.cpp" else {"slots": None, "threads": None,
-                                                                                 "tokenizer": None}))
+    config = pin_engine(model, config)
     if config.engine == "transformers":
         from calm_rag.generation.transformers_engine import TransformersGenerator
 

@@ -9,6 +9,7 @@ import pytest
 
 from calm_rag.config import Settings
 from calm_rag.errors import CalmRagError
+from calm_rag.generation.engines import EngineConfig, find_gguf, pin_engine
 from calm_rag.models import registry, resolve_model, store, verify
 from calm_rag.models.pull import pull_model
 from tests.models.conftest import install_old_generator_bundle
@@ -102,3 +103,24 @@ def test_a_lost_stamp_costs_one_full_hash(embedder_bundle: Path, settings: Setti
     resolve_model("tiny-embedder", "embedder", settings)
     resolve_model("tiny-embedder", "embedder", settings)
     assert len(hashed) == 5
+
+
+def test_an_edited_gguf_is_caught_by_the_next_engine_resolution(fake_generator, settings: Settings,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An eval run resolves `--engine auto` once (`pin_engine`); nothing remembers that check past the run."""
+    bundle = fake_generator()
+    folder = pull_model("tiny-generator", settings, downloader=bundle.index.download).folder
+    checked: list[Path] = []
+    real = verify.verify_files
+    monkeypatch.setattr(verify, "verify_files", lambda folder, files, **options: checked.append(folder)
+                        or real(folder, files, **options))
+    pinned = pin_engine("tiny-generator", EngineConfig())
+    assert pinned.engine == "llama.cpp" and checked == [folder]
+    assert pin_engine("tiny-generator", pinned) is pinned and checked == [folder]  # pinned: not looked at again
+    gguf = folder / "model.gguf"
+    data = bytearray(gguf.read_bytes())
+    data[-1] ^= 0xFF
+    gguf.write_bytes(bytes(data))
+    assert pin_engine("tiny-generator", EngineConfig()).engine == "transformers"  # the damaged bundle is not run
+    with pytest.raises(CalmRagError, match=r"model\.gguf does not match its sha256.*models pull tiny-generator"):
+        find_gguf("tiny-generator")
