@@ -17,6 +17,21 @@ if TYPE_CHECKING:
 StageProgress = Callable[[str, int, int], None]
 """Called as (stage, done, total) while work advances; stages are named for people ("round 1: sampling")."""
 
+
+def stage_counter(progress: StageProgress | None, stage: str, total: int) -> Callable[[int], None] | None:
+    """Adapt a `StageProgress` to the engines' 'n more done' callback (None without one)."""
+    if progress is None:
+        return None
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        progress(stage, done, total)
+
+    return advance
+
+
 LOG_LINES = 10
 """Log lines per stage (besides its first): one each time another tenth is done."""
 

@@ -96,9 +96,11 @@ def judge(questions: Sequence[ParallelQuestion], responses: Sequence[dict[str, l
 
 
 def sample_round(generator: Generator, questions: Sequence[ParallelQuestion], config: CalmTrainConfig,
-                 round_number: int, progress: Progress | None = None) -> list[QuestionSamples]:
-    """Sample every question in every language (one batched pass), then vote and pick targets."""
-    responses = sample_choice_responses(generator, questions, config.sampling_config(round_number), progress=progress)
+                 round_number: int, progress: Progress | None = None, seed_offset: int = 0) -> list[QuestionSamples]:
+    """Sample every question in every language (one batched pass), then vote and pick targets. `seed_offset`:
+    the round's prompts before these questions (see `CalmTrainConfig.sampling_config`)."""
+    responses = sample_choice_responses(generator, questions, config.sampling_config(round_number, seed_offset),
+                                        progress=progress)
     return judge(questions, responses, config)
 
 

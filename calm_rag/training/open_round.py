@@ -99,10 +99,11 @@ def judge_open(questions: Sequence[ParallelQuestion], drawn: Sequence[dict[str, 
 
 
 def sample_open_round(generator: Generator, encode: Encode, questions: Sequence[ParallelQuestion],
-                      config: CalmTrainConfig, round_number: int, progress: Progress | None = None
-                      ) -> list[OpenQuestionSamples]:
-    """Sample every question in every language (one batched generate call), then cluster and pick targets."""
-    generation = config.sampling_config(round_number).generation
+                      config: CalmTrainConfig, round_number: int, progress: Progress | None = None,
+                      seed_offset: int = 0) -> list[OpenQuestionSamples]:
+    """Sample every question in every language (one batched generate call), then cluster and pick targets.
+    `seed_offset`: the round's prompts before these questions (see `CalmTrainConfig.sampling_config`)."""
+    generation = config.sampling_config(round_number, seed_offset).generation
     drawn = sample_open_responses(generator, questions, config.languages, config.samples, generation, progress=progress)
     return judge_open(questions, drawn, encode, config)
 

@@ -3,7 +3,8 @@
 A round samples every question in every language, judges the samples (a letter vote for multiple choice,
 a clustering of meanings for open questions), turns agreement into preference pairs, and reports. The
 runner caches samples and pairs, trains and resumes the same way for both kinds, so it never asks which
-kind it has: `round_kind` picks the implementation once, from the data.
+kind it has: `round_kind` picks the implementation once, from the data. It samples the round's questions
+in chunks (`sample` takes any run of them), so a stopped run keeps what it sampled.
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ class RoundKind(Protocol, Generic[Samples]):
     label: str
     """The run's mode in reports: cot or direct (option letters), open (meanings)."""
 
-    def sample(self, generator: Generator, number: int, progress: Progress | None) -> list[Samples]: ...
+    questions: Sequence[ParallelQuestion]
+    """The round's questions, in order (`reload` checks cached samples against them)."""
+
+    def sample(self, generator: Generator, number: int, questions: Sequence[ParallelQuestion], seed_offset: int,
+               progress: Progress | None) -> list[Samples]:
+        """Sample a run of the round's `questions`; `seed_offset` is the number of the round's prompts before
+        them (see `CalmTrainConfig.sampling_config`)."""
+        ...
 
     def reload(self, records: Sequence[dict[str, Any]], where: str) -> list[Samples]: ...
 
@@ -69,8 +77,9 @@ class ChoiceRound:
     def label(self) -> str:
         return self.config.mode
 
-    def sample(self, generator: Generator, number: int, progress: Progress | None) -> list[QuestionSamples]:
-        return sample_round(generator, self.questions, self.config, number, progress)
+    def sample(self, generator: Generator, number: int, questions: Sequence[ParallelQuestion], seed_offset: int,
+               progress: Progress | None) -> list[QuestionSamples]:
+        return sample_round(generator, questions, self.config, number, progress, seed_offset)
 
     def reload(self, records: Sequence[dict[str, Any]], where: str) -> list[QuestionSamples]:
         return samples_from_records(self.questions, records, self.config, where)
@@ -99,8 +108,9 @@ class OpenRound:
     encode: Encode
     label: str = "open"
 
-    def sample(self, generator: Generator, number: int, progress: Progress | None) -> list[OpenQuestionSamples]:
-        return sample_open_round(generator, self.encode, self.questions, self.config, number, progress)
+    def sample(self, generator: Generator, number: int, questions: Sequence[ParallelQuestion], seed_offset: int,
+               progress: Progress | None) -> list[OpenQuestionSamples]:
+        return sample_open_round(generator, self.encode, questions, self.config, number, progress, seed_offset)
 
     def reload(self, records: Sequence[dict[str, Any]], where: str) -> list[OpenQuestionSamples]:
         return open_samples_from_records(self.questions, records, self.encode, self.config, where)

@@ -2,14 +2,15 @@
 
 A run's work folder holds one folder per round:
 
-    work/round-1/samples.jsonl   sampled responses (written once sampling finishes)
+    work/round-1/samples.chunks/ sampled responses, one file per finished chunk of questions (see sampling_chunks.py)
+    work/round-1/samples.jsonl   all sampled responses (the chunks joined, once sampling finishes)
     work/round-1/pairs.jsonl     preference pairs (after translation, in cot mode)
     work/round-1/checkpoints/    Trainer checkpoints (adapter, optimizer, scheduler, RNG)
     work/round-1/adapter/        the round's trained adapter
     work/round-1/round.json      the round's metrics: written last, it marks the round complete
 
-`--resume` skips complete rounds, reloads cached samples and pairs instead of recomputing them,
-and continues DPO from the newest checkpoint. Round n+1 samples with round n's adapter and keeps
+`--resume` skips complete rounds, reloads cached samples (or the finished chunks) and pairs instead of
+recomputing them, and continues DPO from the newest checkpoint. Round n+1 samples with round n's adapter and keeps
 training it, with round n's adapter as the DPO reference (TRL copies it into a frozen adapter).
 """
 
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ from calm_rag.training.report import (
     target_letters,
 )
 from calm_rag.training.rounds import ChoiceRound, OpenRound, RoundKind, Samples
+from calm_rag.training.sampling_chunks import sample_in_chunks
 from calm_rag.voting import CachedEncoder
 
 Notify = Callable[[str], None]
@@ -221,23 +224,10 @@ def _restart_dpo(run: _Run, adjusted: Sequence[str]) -> None:
             "DPO starts over")
 
 
-def _counting(progress: StageProgress | None, stage: str, total: int) -> Callable[[int], None] | None:
-    """Adapt the sampler's 'n more done' callback to (stage, done, total)."""
-    if progress is None:
-        return None
-    done = [0]
-
-    def advance(count: int) -> None:
-        done[0] += count
-        progress(stage, done[0], total)
-
-    return advance
-
-
-def _cached_round(run: _Run, number: int, questions: Sequence[ParallelQuestion], kind: RoundKind[Samples]
+def _cached_round(run: _Run, number: int, kind: RoundKind[Samples]
                   ) -> tuple[list[Samples], list[dict[str, Any]], dict[str, Any]]:
     """The round's samples and pairs, from the cache when present; and how long each took."""
-    config, directory = run.config, run.round_dir(number)
+    directory = run.round_dir(number)
     timings: dict[str, Any] = {}
     samples_file, pairs_file = directory / "samples.jsonl", directory / "pairs.jsonl"
     if samples_file.is_file():
@@ -245,9 +235,11 @@ def _cached_round(run: _Run, number: int, questions: Sequence[ParallelQuestion],
         run.say(f"round {number}: reused the cached samples")
     else:
         began = time.monotonic()
-        total = sum(len([lang for lang in config.languages if lang in q.versions]) for q in questions) * config.samples
-        samples = kind.sample(run.generator(number), number, _counting(run.progress, f"round {number}: sampling", total))
-        write_jsonl(samples_file, [item.to_record(number) for item in samples])
+        records, reused = sample_in_chunks(kind, partial(run.generator, number), number, run.config, samples_file,
+                                           run.progress)
+        if reused:
+            run.say(f"round {number}: reused {reused} sampled chunk{'s' if reused > 1 else ''}")
+        samples = kind.reload(records, str(samples_file))
         timings["sampling_s"] = time.monotonic() - began
     if pairs_file.is_file():
         pairs = read_records(pairs_file)
@@ -297,7 +289,7 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
         if marker.is_file():
             rounds.append(read_json(marker))
         else:
-            samples, pairs, timings = _cached_round(run, number, questions, kind)
+            samples, pairs, timings = _cached_round(run, number, kind)
             if not pairs and number == 1:
                 folder.discard()  # nothing was trained: leave nothing behind, like any other bad input
                 raise CalmRagError(f"nothing to train: no preference pairs, because {kind.no_pairs_reason(samples)}")

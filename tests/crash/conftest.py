@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 COMMAND = "from calm_rag.cli import main; main()"
@@ -33,6 +34,24 @@ def kill_after(argv: list[str], tmp_path: Path, seconds: float) -> int | None:
         if process.poll() is not None:
             return process.returncode
         time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return None
+
+
+def kill_when(argv: list[str], tmp_path: Path, ready: Callable[[], bool], timeout: float = 300) -> int | None:
+    """Start the command and SIGKILL it as soon as `ready()` holds; its exit code when it finished first."""
+    process = subprocess.Popen([sys.executable, "-c", COMMAND, *argv], cwd=tmp_path, env=environment(tmp_path),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            return process.returncode
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"{argv[0]} did not reach the moment to kill it in {timeout} s")
+        time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait()
     return None

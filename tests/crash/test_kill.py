@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash.conftest import kill_after, run_cli
+from tests.crash.conftest import kill_after, kill_when, run_cli
 from tests.training.conftest import FAST_RECIPE, write_dataset
 
 DELAYS = (2.0, 6.0)
@@ -63,6 +63,33 @@ def test_train_killed_then_resumed(delay: float, tmp_path: Path, tiny_lm_path: P
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
     json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+
+
+def test_train_killed_while_sampling_keeps_the_finished_chunks(tmp_path: Path, tiny_lm_path: Path) -> None:
+    recipe = tmp_path / "fast.toml"
+    recipe.write_text(FAST_RECIPE, encoding="utf-8")
+    data = write_dataset(tmp_path / "data", questions=10)
+    argv = ["train", str(data), "--split", "train", "--mode", "direct", "--samples", "2", "--min-margin", "0",
+            "--model", str(tiny_lm_path), "--config", str(recipe), "--out", str(tmp_path / "run"),
+            "--sample-chunk", "1"]
+    round_dir = tmp_path / ".run.partial" / "work" / "round-1"
+    chunks = round_dir / "samples.chunks"
+    assert kill_when(argv, tmp_path, lambda: (chunks / "0000.jsonl").is_file()) is None
+    assert not (round_dir / "samples.jsonl").exists(), "sampling finished before the kill: nothing to resume"
+    kept = sorted(chunks.glob("*.jsonl"))
+    assert kept and [path.name for path in kept] == [f"{n:04d}.jsonl" for n in range(len(kept))]
+    finished = [json.loads(path.read_text(encoding="utf-8")) for path in kept]
+    for number, record in enumerate(finished):  # every chunk whole: its question, every language, both samples
+        assert record["id"] == f"q{number}" and [len(items) for items in record["languages"].values()] == [2, 2, 2]
+
+    result = run_cli([*argv, "--resume", "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    reused = len(kept)
+    assert f"round 1: reused {reused} sampled chunk{'s' if reused > 1 else ''}" in summary["notes"]
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert [record["id"] for record in samples] == [f"q{n}" for n in range(10)]
+    assert samples[:reused] == finished
 
 
 @pytest.mark.parametrize("delay", (7.0,))
