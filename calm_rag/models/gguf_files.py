@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,26 +101,32 @@ class _Header:
                 self.value(element)
 
 
-def _read(path: Path) -> tuple[dict[str, object], dict[str, tuple[int, ...]]]:
-    """(scalar and string metadata, tensor name -> torch-order shape)."""
+@contextmanager
+def _mapped(path: Path) -> Iterator[mmap.mmap]:
+    """The file at `path`, memory-mapped read-only (the header is read from it, never copied)."""
     with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        header = _Header(data)
-        if header.scalar("<4s") != b"GGUF":
-            raise ValueError("no GGUF magic")
-        version = header.count("<I")
-        if version not in _VERSIONS:
-            raise ValueError(f"GGUF version {version}")
-        tensors, pairs = header.count(), header.count()
-        metadata: dict[str, object] = {}
-        for _ in range(pairs):
-            key = header.string()
-            metadata[key] = header.value(header.count("<I"))
-        shapes: dict[str, tuple[int, ...]] = {}
-        for _ in range(tensors):
-            name = header.string()
-            ne = [header.count() for _ in range(header.count("<I"))]
-            header.skip(12)  # ggml type (u32) and data offset (u64)
-            shapes[name] = tuple(reversed(ne))
+        yield data
+
+
+def _parse(data: mmap.mmap) -> tuple[dict[str, object], dict[str, tuple[int, ...]]]:
+    """(scalar and string metadata, tensor name -> torch-order shape) of a mapped GGUF."""
+    header = _Header(data)
+    if header.scalar("<4s") != b"GGUF":
+        raise ValueError("no GGUF magic")
+    version = header.count("<I")
+    if version not in _VERSIONS:
+        raise ValueError(f"GGUF version {version}")
+    tensors, pairs = header.count(), header.count()
+    metadata: dict[str, object] = {}
+    for _ in range(pairs):
+        key = header.string()
+        metadata[key] = header.value(header.count("<I"))
+    shapes: dict[str, tuple[int, ...]] = {}
+    for _ in range(tensors):
+        name = header.string()
+        ne = [header.count() for _ in range(header.count("<I"))]
+        header.skip(12)  # ggml type (u32) and data offset (u64)
+        shapes[name] = tuple(reversed(ne))
     return metadata, shapes
 
 
@@ -130,8 +138,8 @@ def control_tokens(path: Path) -> frozenset[str]:
     """The GGUF tokenizer's control and user-defined tokens (`<|im_start|>`, `<tool_call>`, ...), what
     retrieved passages are stripped of when no Hugging Face tokenizer is at hand."""
     try:
-        metadata, _ = _read(path)
-        with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with _mapped(path) as data:
+            metadata, _ = _parse(data)  # the arrays below are read from the same mapping, at the offsets it found
             tokens, types = metadata.get("tokenizer.ggml.tokens"), metadata.get("tokenizer.ggml.token_type")
             if not isinstance(tokens, _Array) or not isinstance(types, _Array) or types.element not in _SCALAR:
                 return frozenset()
@@ -152,7 +160,8 @@ def control_tokens(path: Path) -> frozenset[str]:
 def read_summary(path: Path) -> GgufSummary:
     """Header facts of the GGUF at `path`; a file that is not a GGUF is a one-line error."""
     try:
-        metadata, shapes = _read(path)
+        with _mapped(path) as data:
+            metadata, shapes = _parse(data)
     except (OSError, ValueError, struct.error, OverflowError) as error:
         raise CalmRagError(f"{path} is not a readable GGUF file ({error})".splitlines()[0]) from None
     architecture = metadata.get("general.architecture")
