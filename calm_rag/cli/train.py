@@ -17,7 +17,9 @@ def _render_training(summary: Any) -> None:
     from rich.table import Table
 
     table = Table(title=f"CALM training ({summary.metrics['mode']})")
-    for column in ("round", "questions", "targets", "skipped", "vote acc.", "pairs", "translated", "steps", "loss"):
+    dev = any(metrics.get("dev") for metrics in summary.metrics["rounds"])
+    for column in ("round", "questions", "targets", "skipped", "vote acc.", "pairs", "translated", "steps", "loss",
+                   *(["dev mean"] if dev else [])):
         table.add_column(column)
     for metrics in summary.metrics["rounds"]:
         vote = metrics.get("vote", {})
@@ -27,10 +29,17 @@ def _render_training(summary: Any) -> None:
                       str(sum(metrics["skipped"].values())) if "skipped" in metrics else "-",
                       percent(vote.get("vote_accuracy")), str(metrics["pairs"]["total"]),
                       percent(metrics["pairs"]["translated_share"]), str(training["steps"]),
-                      "-" if loss is None else f"{loss:.4f}")
+                      "-" if loss is None else f"{loss:.4f}", *([_dev_change(metrics.get("dev"))] if dev else []))
     console.print(table)
     console.print(f"Adapter and reports in [bold]{summary.out}[/] (use it with `calm-rag ask ... --adapter "
                   f"{summary.out}`)")
+
+
+def _dev_change(measured: list[dict[str, Any]] | None) -> str:
+    """The dev split's mean accuracy before training -> after the last epoch."""
+    if not measured:
+        return "-"
+    return f"{percent(measured[0]['mean_accuracy'])} -> {percent(measured[-1]['mean_accuracy'])}"
 
 
 @cli_command()
@@ -44,6 +53,12 @@ def train(
                                                                   "flags override it."),
     split: str | None = typer.Option(None, help="Dataset split to train on, e.g. train."),
     limit: int | None = typer.Option(None, help="Only the first N questions."),
+    dev: int | None = typer.Option(None, "--dev", min=0, help="Hold out N of the selected questions as a dev split "
+                                                             "(never trained on); their direct-mode accuracy is "
+                                                             "measured before training and after each DPO epoch."),
+    sample_chunk: int | None = typer.Option(None, "--sample-chunk", min=1, help="Questions per sampling chunk "
+                                                                               "(each is saved when done, so "
+                                                                               "--resume keeps it; default 64)."),
     languages: str | None = typer.Option(None, help="Languages to sample in, e.g. en,zh,de,fr,it,ja."),
     samples: int | None = typer.Option(None, min=1, help="Samples per language (rotations in direct mode)."),
     mode: str | None = typer.Option(None, help="cot (explanation + answer) or direct (exact letter distribution)."),
@@ -88,7 +103,7 @@ def train(
         min_support=min_support, min_margin=min_margin, embedder=embedder, cluster_threshold=threshold,
         epochs=epochs, learning_rate=learning_rate,
         batch_size=batch_size, max_length=max_length, beta=beta, seed=seed, device=device, dtype=dtype,
-        engine=engine, base_url=base_url)
+        engine=engine, base_url=base_url, dev_questions=dev, sample_chunk=sample_chunk)
     name = Path(dataset).name if dataset else Path(pairs or "pairs").stem
     target = Path(out) if out else Path("runs") / f"{name}-calm"
 

@@ -6,6 +6,7 @@ A run's work folder holds one folder per round:
     work/round-1/samples.jsonl   all sampled responses (the chunks joined, once sampling finishes)
     work/round-1/pairs.jsonl     preference pairs (after translation, in cot mode)
     work/round-1/checkpoints/    Trainer checkpoints (adapter, optimizer, scheduler, RNG)
+    work/round-1/dev.jsonl       dev-split accuracy before training and after each DPO epoch (see dev_check.py)
     work/round-1/adapter/        the round's trained adapter
     work/round-1/round.json      the round's metrics: written last, it marks the round complete
 
@@ -42,6 +43,7 @@ from calm_rag.questions import ParallelQuestion
 from calm_rag.training import modeling
 from calm_rag.training.artifacts import RunFolder, copy_adapter, library_versions
 from calm_rag.training.config import DPO_MEMORY_SETTINGS, CalmTrainConfig
+from calm_rag.training.dev_check import DevLog, dev_callback, split_dev
 from calm_rag.training.dpo import train_dpo
 from calm_rag.training.pairs_file import load_pairs_file
 from calm_rag.training.plot import plot_training
@@ -79,8 +81,10 @@ class _Run:
     """State shared by the rounds of one run: the folder, the (lazily loaded) model, timings, messages."""
 
     def __init__(self, config: CalmTrainConfig, folder: RunFolder, resolved: Any, adapter: Path | None,
-                 progress: StageProgress | None, notify: Notify | None) -> None:
+                 progress: StageProgress | None, notify: Notify | None, dev: Sequence[ParallelQuestion] = ()) -> None:
         self.config = config
+        self.dev = dev
+        """Held-out questions measured before training and after each DPO epoch (see dev_check.py)."""
         self.folder = folder
         self.resolved = resolved
         self.adapter = adapter
@@ -138,17 +142,21 @@ class _Run:
             self.sampler = None
 
     def train(self, number: int, pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """DPO on `pairs`; saves the round's adapter and returns the trainer's log history and timing."""
+        """DPO on `pairs`; saves the round's adapter and returns the trainer's log history, timing and, with
+        a dev split, its measurements."""
         loaded = self.model(number)
         directory = self.round_dir(number)
         began = time.monotonic()
+        dev = DevLog(directory / "dev.jsonl")
+        callbacks = [dev_callback(self.dev, self.config, loaded.tokenizer, dev, stage=f"round {number}",
+                                  progress=self.progress, notify=self.say)] if self.dev else []
         loaded.model, result = train_dpo(loaded.model, loaded.tokenizer, pairs, self.config,
                                          directory / "checkpoints", progress=self.progress,
-                                         stage=f"round {number}: DPO")
+                                         stage=f"round {number}: DPO", callbacks=callbacks)
         if result.resumed_from:
             self.say(f"round {number}: DPO resumed from {Path(result.resumed_from).name}")
         modeling.save_adapter(loaded, directory / "adapter")
-        return {"log_history": result.log_history, "training_s": time.monotonic() - began}
+        return {"log_history": result.log_history, "training_s": time.monotonic() - began, "dev": dev.entries}
 
     def warn(self, number: int, warnings: Sequence[str]) -> None:
         """Say each pre-training warning (a dominant letter) while there is still time to stop."""
@@ -170,6 +178,8 @@ class _Run:
         warnings = [f"round {m['round']}: {w}" for m in rounds for w in m.get("warnings", [])]
         metrics = {"mode": mode, "languages": list(languages), "adapter_round": trained[-1],
                    "rounds": rounds, "warnings": warnings}
+        if self.dev:
+            metrics["dev_questions"] = [question.id for question in self.dev]
         write_json(partial / "metrics.json", metrics)
         plot_training(rounds, partial / "training.png")
         write_json(partial / "manifest.json", {
@@ -253,18 +263,21 @@ def _cached_round(run: _Run, number: int, kind: RoundKind[Samples]
 
 
 def _load_questions(dataset: Path | str, config: CalmTrainConfig, split: str | None, limit: int | None
-                    ) -> tuple[list[ParallelQuestion], RoundKind[Any], CalmTrainConfig]:
-    """The selected questions and the round implementation for their kind (a folder of records without
-    choices holds open questions); open questions also fix the embedder in the config."""
+                    ) -> tuple[list[ParallelQuestion], list[ParallelQuestion], RoundKind[Any], CalmTrainConfig]:
+    """The selected questions, the dev questions held out of them, and the round implementation for their kind
+    (a folder of records without choices holds open questions); open questions also fix the embedder."""
     if not is_open_dataset(dataset):
         questions = load_parallel_dataset(dataset, config.languages, split, limit)
-        return questions, ChoiceRound(questions, config), config
+        train, dev = split_dev(questions, config.dev_questions)
+        return questions, dev, ChoiceRound(train, config), config
     if config.mode != "cot":
         raise CalmRagError(f"{dataset} holds open questions (no options), and --mode {config.mode} needs option "
                            "letters; use --mode cot")
+    if config.dev_questions:
+        raise CalmRagError("--dev measures direct-mode accuracy on option letters; open questions have none")
     questions = load_open_dataset(dataset, config.languages, split=split, limit=limit)
     config = replace(config, embedder=config.embedder or load_settings().embedder)
-    return questions, OpenRound(questions, config, CachedEncoder(load_encoder(config.embedder))), config
+    return questions, [], OpenRound(questions, config, CachedEncoder(load_encoder(config.embedder))), config
 
 
 def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *, split: str | None = None,
@@ -274,12 +287,14 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
     """The CALM loop on a parallel dataset: per round, sample -> vote -> threshold -> pairs -> LoRA-DPO.
     Multiple-choice questions vote on letters; open questions (no `choices`) vote by clustering the answers'
     meanings with the embedder (`config.embedder`)."""
-    questions, kind, config = _load_questions(dataset, config, split, limit)
+    questions, dev, kind, config = _load_questions(dataset, config, split, limit)
     config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
-    source = {"dataset": str(Path(dataset).resolve()), "split": split, "limit": limit,
-              "questions": len(questions), "data_hash": dataset_hash(dataset, config.languages)}
+    source: dict[str, Any] = {"dataset": str(Path(dataset).resolve()), "split": split, "limit": limit,
+                              "questions": len(questions), "data_hash": dataset_hash(dataset, config.languages)}
+    if dev:
+        source["dev_questions"] = [question.id for question in dev]
     adjusted = _check_spec(folder, _spec("train", config, source, resolved, start))
-    run = _Run(config, folder, resolved, start, progress, notify)
+    run = _Run(config, folder, resolved, start, progress, notify, dev)
     _restart_dpo(run, adjusted)
     if split is None:
         run.say("no --split given: training on every question in the folder (test questions too, if it has any)")
@@ -293,13 +308,15 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
             if not pairs and number == 1:
                 folder.discard()  # nothing was trained: leave nothing behind, like any other bad input
                 raise CalmRagError(f"nothing to train: no preference pairs, because {kind.no_pairs_reason(samples)}")
-            history: dict[str, Any] = {"log_history": []}
+            history: dict[str, Any] = {"log_history": [], "dev": []}
             if pairs:
                 run.warn(number, kind.warnings(samples, pairs))
                 history = run.train(number, pairs)
                 timings["training_s"] = history["training_s"]
             metrics = kind.metrics(number, samples, pairs, history["log_history"])
             metrics.update(trained=bool(pairs), timings=timings)
+            if dev:
+                metrics["dev"] = history["dev"]
             write_json(marker, metrics)
             rounds.append(metrics)
         if not rounds[-1]["trained"]:
@@ -314,6 +331,8 @@ def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainCon
     """LoRA-DPO on preference pairs made elsewhere (one round, no sampling)."""
     if config.rounds > 1:
         raise CalmRagError("--rounds > 1 needs a dataset to sample from; with --pairs the model trains once")
+    if config.dev_questions:
+        raise CalmRagError("--dev holds out questions of a dataset; with --pairs there are none to hold out")
     records = load_pairs_file(pairs_file)
     config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
     source = {"pairs_file": str(Path(pairs_file).resolve()), "pairs": len(records),
