@@ -225,13 +225,15 @@ def main() -> None:
 
     from calm_rag.errors import CalmRagError
     from calm_rag.models import resolve_model
+    from calm_rag.models.transformers_weights import ensure_transformers_weights
     from calm_rag.testing.tiny_lm import build_tiny_causal_lm
 
     scratch = TemporaryDirectory()
     models = {"tiny random Qwen2 (hidden 32, 2 layers)": str(build_tiny_causal_lm(Path(scratch.name)))}
     if not args.skip_real:
         try:
-            models[args.model or REAL_MODEL] = str(resolve_model(args.model or REAL_MODEL, role="generator").path)
+            resolved = resolve_model(args.model or REAL_MODEL, role="generator")
+            models[args.model or REAL_MODEL] = str(ensure_transformers_weights(resolved))  # a GGUF bundle's copy
         except CalmRagError as error:
             print(f"skipping {args.model or REAL_MODEL}: {error}")
     common = ["--steps", str(args.steps), "--batch-size", str(args.batch_size), "--questions", str(args.questions),

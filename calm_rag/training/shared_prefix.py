@@ -17,6 +17,7 @@ It needs the key/value cache, so it is not used with activation checkpointing (s
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,9 @@ class SharedPrefixModel:
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.backbone = getattr(causal_lm, causal_lm.base_model_prefix)
         self.head = causal_lm.get_output_embeddings()
+        # transformers 5.x renamed the forward's `past_key_values` to `cache` (the old name warns, then goes away).
+        self.cache_argument = "cache" if "cache" in inspect.signature(self.backbone.forward).parameters \
+            else "past_key_values"
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -140,7 +144,7 @@ class SharedPrefixModel:
             tokens[pair, :layout.shared] = input_ids[pair, :layout.shared]
             mask[pair, :layout.shared] = 1
         outputs = self.backbone(input_ids=tokens, attention_mask=mask, use_cache=True)
-        return outputs.past_key_values, outputs.last_hidden_state, mask
+        return outputs[self.cache_argument], outputs.last_hidden_state, mask
 
     def _suffix_pass(self, input_ids: torch.Tensor, layouts: list[PairLayout], cache: Any,
                      prefix_mask: torch.Tensor) -> tuple[torch.Tensor | None, list[int]]:
@@ -162,7 +166,7 @@ class SharedPrefixModel:
             positions[row] = torch.arange(start, start + width)
         cache.batch_select_indices(torch.arange(pairs, device=input_ids.device).repeat(2))
         outputs = self.backbone(input_ids=tokens, attention_mask=torch.cat([prefix_mask.repeat(2, 1), mask], dim=1),
-                                position_ids=positions, past_key_values=cache, use_cache=True)
+                                position_ids=positions, use_cache=True, **{self.cache_argument: cache})
         return outputs.last_hidden_state, starts
 
 
