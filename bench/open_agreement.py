@@ -3,11 +3,13 @@ the span continuation, side by side in one run.
 
 For each question `CalmQA.ask_open_batch` asks it in --languages with --samples answers each; reported per
 setting: the share of questions whose top cluster spans at least 3 languages, the share whose consensus
-semantically matches the gold (exact key or numbers; the embedder for the rest), the short-span rate
-(answers of at most 60 characters and 8 words), the share of spans that came from the continuation, the
-extra generated tokens per sample the continuation cost (upper bound: its token cap), and the wall time.
+semantically matches the gold (exact key or numbers; the embedder for the rest), the share whose answer given
+is a short span, the short-span rate overall and per language (spans of at most 60 characters and 8 words,
+`calm_rag.voting.spans.is_short_span`), where the spans came from (the model's answer line, the continuation,
+cut short by `shorten_span`), the extra generated tokens per sample the continuation cost (upper bound: its
+token cap), and the wall time.
 
-    python bench/open_agreement.py                                   # default models, en,de,zh,fr x 2
+    python bench/open_agreement.py --engine llama.cpp                # default models, en,de,zh,fr x 2
     python bench/open_agreement.py --model qwen2.5-coder-0.5b-instruct --limit 10
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,22 +41,34 @@ def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, batch:
         chunk = rows[start:start + batch]
         answers += qa.ask_open_batch([QuestionRequest(row["question"], row["lang"], ()) for row in chunk])
     seconds = time.perf_counter() - started
-    spans = [span for answer in answers for items in answer.spans.values() for span in items]
-    sources = [source for answer in answers for items in answer.span_sources.values() for source in items]
+    languages = list(answers[0].spans)
+    by_lang = {lang: [span for answer in answers for span in answer.spans[lang]] for lang in languages}
+    spans = [span for items in by_lang.values() for span in items]
+    sources = Counter(source for answer in answers for items in answer.span_sources.values() for source in items)
     wide = [len({member["lang"] for member in answer.clusters[0]["members"]}) >= 3 if answer.clusters else False
             for answer in answers]
     right = [semantic_match(answer.answer, row["answer"], qa.encode, qa.config.cluster_threshold, lang="de")
              for answer, row in zip(answers, rows)]
-    continued = sum(source == "continuation" for source in sources)
+    # the answer given is a short span: one of the German samples' own spans, or a short translated one
+    given_short = [is_short_span(answer.answer) for answer in answers]
+    continued = sources["continuation"] + sources["shortened"]
     return {
         "continue_spans": continue_spans, "questions": len(rows),
         "top_cluster_3_languages": sum(wide) / len(rows), "consensus_correct": sum(right) / len(rows),
+        "answer_is_short_span": sum(given_short) / len(rows),
+        "answer_translated": sum(answer.answer_translated for answer in answers) / len(rows),
+        "abstained": sum(answer.abstained for answer in answers),
         "short_span_rate": sum(is_short_span(span) for span in spans) / len(spans),
+        "short_span_rate_by_language": {lang: sum(map(is_short_span, items)) / len(items)
+                                        for lang, items in by_lang.items()},
         "parse_rate": sum(span is not None for span in spans) / len(spans),
+        "span_sources": dict(sources),
         "continued_share": continued / len(spans), "extra_tokens_per_sample_max": SPAN_TOKENS * continued / len(spans),
         "seconds": round(seconds, 1),
         "per_question": [{"id": row["id"], "gold": row["answer"], "answer": answer.answer, "wide": flag, "right": ok,
-                          "spans": answer.spans} for row, answer, flag, ok in zip(rows, answers, wide, right)],
+                          "spans": answer.spans, "span_sources": answer.span_sources,
+                          "span_clusters": answer.span_clusters}
+                         for row, answer, flag, ok in zip(rows, answers, wide, right)],
     }
 
 
@@ -76,16 +91,18 @@ def main() -> None:
                       generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=0.7))
     with CalmQA.from_config(config) as qa:
         runs = [measure(qa, rows, False, args.batch), measure(qa, rows, True, args.batch)]
-    print(f"{'continuation':<13} {'top cluster >=3 langs':>22} {'consensus right':>16} {'short spans':>12} "
-          f"{'parsed':>7} {'continued':>10} {'seconds':>8}")
+    print(f"{'continuation':<13} {'top cluster >=3 langs':>22} {'consensus right':>16} {'answer short':>13} "
+          f"{'short spans':>12} {'continued':>10} {'seconds':>8}  short spans by language")
     for run in runs:
+        by_lang = " ".join(f"{lang} {rate:.2f}" for lang, rate in run["short_span_rate_by_language"].items())
         print(f"{'on' if run['continue_spans'] else 'off':<13} {run['top_cluster_3_languages']:>22.2f} "
-              f"{run['consensus_correct']:>16.2f} {run['short_span_rate']:>12.2f} {run['parse_rate']:>7.2f} "
-              f"{run['continued_share']:>10.2f} {run['seconds']:>8.1f}")
+              f"{run['consensus_correct']:>16.2f} {run['answer_is_short_span']:>13.2f} {run['short_span_rate']:>12.2f} "
+              f"{run['continued_share']:>10.2f} {run['seconds']:>8.1f}  {by_lang}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "open_agreement.json"
-    out.write_text(json.dumps({"model": config.model, "languages": args.languages, "samples": args.samples,
-                               "runs": runs}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    out.write_text(json.dumps({"model": qa.generator.name, "engine": args.engine, "languages": args.languages,
+                               "samples": args.samples, "max_new_tokens": args.max_new_tokens, "runs": runs},
+                              ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"written {out}")
 
 

@@ -187,6 +187,8 @@ class OpenEvalConfig:
         generation = self.generation()
         return {"task": "open", "split": self.split, "languages": list(self.languages), "samples": self.samples,
                 "index": self.index, "top_k": self.top_k if self.index else None,
+                # the spans are stored, not the continuations: a run with other span rules must not reuse them
+                "spans": "continued, shortened" if self.continue_spans else "own",
                 "generation": {"max_new_tokens": generation.max_new_tokens, "temperature": generation.temperature,
                                "top_p": generation.top_p, "seed": generation.seed}}
 

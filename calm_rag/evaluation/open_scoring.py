@@ -33,6 +33,7 @@ from calm_rag.voting import (
     semantic_match,
     truncate,
 )
+from calm_rag.voting.spans import is_short_span
 from calm_rag.voting.vote import mean_consistency
 
 
@@ -79,7 +80,8 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
                threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
     """Per-language semantic and exact match of each language's own answer against its gold, the same for
     the cross-lingual consensus (averaged over every graded language of every question; an abstention
-    is wrong and counted in `abstained`), the paper's consistency and the parse rates; `per_question`, each
+    is wrong and counted in `abstained`), the paper's consistency, the parse rates and the short-span rates (a
+    span of at most 60 characters and 8 words, `calm_rag.voting.spans.is_short_span`); `per_question`, each
     graded question's share of languages whose own answer and whose consensus answer match, pairs two runs
     question by question. Every span and gold answer is embedded once, in one call."""
     config = ClusterConfig(threshold=threshold)
@@ -101,6 +103,7 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
     graded = {lang: 0 for lang in languages}
     parsed = {lang: 0 for lang in languages}
     drawn = {lang: 0 for lang in languages}
+    short = {lang: 0 for lang in languages}
     vote_semantic = vote_exact = vote_graded = abstained = 0
     consistencies = []
     per_question = []
@@ -112,6 +115,7 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
         for lang in languages:
             parsed[lang] += clustering.parsed.get(lang, 0)
             drawn[lang] += len(record.spans.get(lang, []))
+            short[lang] += sum(is_short_span(span) for span in record.spans.get(lang, []))
             gold = record.gold.get(lang)
             if not gold:
                 continue
@@ -142,6 +146,7 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
         "vote_exact_match": _share(vote_exact, vote_graded),
         "consistency": mean_consistency(consistencies),
         "parse_rate_by_language": {lang: _share(parsed[lang], drawn[lang]) for lang in languages},
+        "short_span_rate_by_language": {lang: _share(short[lang], drawn[lang]) for lang in languages},
         "abstained": abstained,
         "per_question": per_question,
     }

@@ -23,7 +23,8 @@ from calm_rag.evaluation.plot import plot_report, run_name
 
 SCALARS = ("mean_accuracy", "mean_exact_match", "vote_accuracy", "vote_exact_match", "consistency",
            "top_letter_share")
-PER_LANGUAGE = ("accuracy_by_language", "exact_match_by_language", "parse_rate_by_language")
+PER_LANGUAGE = ("accuracy_by_language", "exact_match_by_language", "parse_rate_by_language",
+                "short_span_rate_by_language")
 COMPARABLE = ("data_hash", "split", "languages", "n_questions")
 """What must match for two runs' numbers to be compared."""
 
@@ -151,7 +152,8 @@ def fmt(value: float | None, signed: bool = False) -> str:
 
 
 LANGUAGE_COLUMNS = (("accuracy", "accuracy_by_language", ""), ("exact match", "exact_match_by_language", " exact"),
-                    ("parse rate", "parse_rate_by_language", " parse"))
+                    ("parse rate", "parse_rate_by_language", " parse"),
+                    ("short", "short_span_rate_by_language", " short"))
 """(column, per-language key, suffix of its baseline and delta columns), shown where the run has the key."""
 
 

@@ -6,6 +6,9 @@ write a whole sentence there; a sentence neither matches the gold nor clusters w
 answers. So after the free-form pass, every sample without a short answer line gets its turn continued:
 the prompt, the model's own explanation, then the answer label ("Antwort:"), decoded greedily for a few
 tokens up to the end of the line - one more batched call, on any engine, that only ever adds a span.
+Even there a small model sometimes restates the question as a sentence ("Il y a sept continents sur la
+Terre : Asie, Europe, ..."); such a span is cut to its statement by rules (`shorten_span`, source
+`shortened`), so with the continuation on every sample that said anything has a short span.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from calm_rag.generation.base import GenerationConfig, Generator, Progress
 from calm_rag.prompts import Message, Passage, answer_prefill, open_messages
 from calm_rag.questions import ParallelQuestion
 from calm_rag.responses import OpenResponse
-from calm_rag.voting.spans import SpanReading, first_span_line, needs_continuation, split_response
+from calm_rag.voting.spans import SpanReading, first_span_line, needs_continuation, shorten_span, split_response
 
 SPAN_TOKENS = 24
 """New tokens for a continued span: enough for a name, a number with its unit or a date."""
@@ -59,9 +62,11 @@ def sample_open_responses(generator: Generator, questions: Sequence[ParallelQues
                    for i in pending]
         greedy = replace(generation, temperature=0.0, max_new_tokens=SPAN_TOKENS)
         for index, continued in zip(pending, generator.generate(prompts, greedy)):
-            span = first_span_line(continued)
-            if span:
-                spans[index] = (span, "continuation")
+            span, source = first_span_line(continued), "continuation"
+            if not span:  # the continuation stated nothing: the model's own span, however long
+                span, source = spans[index]
+            short = shorten_span(span, slots[index][1])
+            spans[index] = (short, source if short == span else "shortened")
     for (number, lang, prompt), text, reading, (span, source) in zip(slots, outputs, readings, spans):
         results[number][lang].append(OpenResponse(lang, text, span, reading.explanation, prompt, source))
     return results

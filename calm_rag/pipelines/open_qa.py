@@ -73,12 +73,13 @@ class OpenAnswer:
     model: str
     samples: int
     spans: dict[str, list[str | None]]
+    """Language -> the extracted answer of each sample (None where unparseable)."""
     span_sources: dict[str, list[str | None]]
     """Language -> where each sample's span came from: the model's own `answer_line` (or `phrase`,
-    `last_line`), or the `continuation` of its turn after the answer label."""
+    `last_line`), the `continuation` of its turn after the answer label, or `shortened` (a span still long
+    after the continuation, cut by `calm_rag.voting.spans.shorten_span`)."""
     span_clusters: dict[str, list[int | None]]
     """Language -> the rank (index into `clusters`) of the cluster each sample's span joined."""
-    """Language -> the extracted answer of each sample (None where unparseable)."""
     language_majorities: dict[str, int | None]
     """Language -> the rank (index into `clusters`) of its own majority cluster."""
     answer_translated: bool = False

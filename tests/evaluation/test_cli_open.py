@@ -85,6 +85,13 @@ def test_json_report_and_resume(open_data: Path, tiny_lm_path: Path, tiny_embedd
     assert len(sampled) == 12  # other settings: another cache file, all sampled (2 per language)
     assert len(list(cache.glob("*.jsonl"))) == 2
 
+    prompts_seen.clear()
+    own = eval_json(open_data, tiny_lm_path, tiny_embedder_path, "--cache-dir", cache, "--no-continue-spans")
+    assert own["timings"]["questions_answered"] == 3  # the stored spans were continued: not reused without
+    assert all(prompt.endswith("<|im_start|>assistant\n") for prompt in prompts_seen)  # and none is continued
+    assert len(list(cache.glob("*.jsonl"))) == 3
+    assert all(0.0 <= rate <= 1.0 for rate in own["short_span_rate_by_language"].values())
+
 
 def test_table_output_and_report_files(open_data: Path, tiny_lm_path: Path, tiny_embedder_path: Path,
                                        tmp_path: Path) -> None:

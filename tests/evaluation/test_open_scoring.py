@@ -47,6 +47,7 @@ def test_score_open_matches_hand_computed_values() -> None:
     # q1 1, q2 0 (en and de parsed, different), q3 1, q4 1/3 (en = zh != de)
     assert summary["consistency"] == pytest.approx((1 + 0 + 1 + 1 / 3) / 4)
     assert summary["parse_rate_by_language"] == pytest.approx({"en": 1.0, "de": 1.0, "zh": 3 / 4})
+    assert summary["short_span_rate_by_language"] == summary["parse_rate_by_language"]  # every parsed span is short
     assert len(calls) == 1  # every span and gold answer embedded in one call
     # per question, over its graded languages: own answers right, consensus right
     assert summary["per_question"] == [{"id": "q1", "accuracy": 1.0, "vote": 1.0},
@@ -62,6 +63,14 @@ def test_undefined_metrics_are_none_not_zero() -> None:
     assert summary["mean_accuracy"] is None and summary["vote_accuracy"] is None
     assert summary["consistency"] is None  # one parsed language: no pair to compare
     assert summary["parse_rate_by_language"] == {"en": 1.0, "de": 0.0}
+
+
+def test_a_sentence_parses_but_is_not_a_short_span() -> None:
+    sentence = "The capital of France is Paris, which is also its largest city and its seat of government"
+    summary = score_open([record("q", {"en": "Paris"}, {"en": [sentence, "Paris"], "de": ["Paris", None]})],
+                         ("en", "de"), concept_encoder(CONCEPTS))
+    assert summary["parse_rate_by_language"] == {"en": 1.0, "de": 0.5}
+    assert summary["short_span_rate_by_language"] == {"en": 0.5, "de": 0.5}
 
 
 def test_threshold_is_checked() -> None:

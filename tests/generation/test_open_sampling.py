@@ -6,6 +6,7 @@ from __future__ import annotations
 from calm_rag.generation.base import GenerationConfig
 from calm_rag.generation.open_sampling import SPAN_TOKENS, sample_open_responses
 from calm_rag.questions import ParallelQuestion, Question
+from calm_rag.voting.spans import is_short_span
 from tests.fakes import ScriptedGenerator
 
 QUESTION = ParallelQuestion("spider", {"de": Question("spider", "de", "Wie viele Beine hat eine Spinne?"),
@@ -37,10 +38,24 @@ def test_missing_or_long_answer_lines_are_continued_after_the_label() -> None:
     assert drawn["de"][0].text == RAMBLING  # the model's own words are kept beside the span
 
 
-def test_a_continuation_that_states_nothing_keeps_the_fallback_and_off_means_off() -> None:
-    generator = ScriptedGenerator({"de": [RAMBLING], "en": ["Answer: eight"]})
-    drawn = sample_open_responses(generator, [QUESTION], ["de", "en"], 1, GenerationConfig())[0]
-    assert drawn["de"][0].span_source == "last_line" and drawn["de"][0].span is not None
+def test_a_continuation_that_states_nothing_keeps_the_fallback_cut_short_and_off_means_off() -> None:
+    generator = ScriptedGenerator({"de": [RAMBLING, "Die Antwort ist acht"], "en": ["Answer: eight"]})
+    drawn = sample_open_responses(generator, [QUESTION], ["de", "en"], 2, GenerationConfig())[0]
+    assert [(r.span, r.span_source) for r in drawn["de"]] == [("Es gibt 8 Füße auf einem Spinnwurm", "shortened"),
+                                                             ("acht", "phrase")]
     generator = ScriptedGenerator({"de": [RAMBLING], "en": ["Answer: eight"]}, continuations={"de": " 8"})
     drawn = sample_open_responses(generator, [QUESTION], ["de", "en"], 1, GenerationConfig(), continue_spans=False)[0]
     assert drawn["de"][0].span_source == "last_line" and len(generator.calls) == 1
+    assert drawn["de"][0].span == RAMBLING.rstrip(".")  # off: the model's own line, however long
+
+
+def test_a_continuation_that_restates_the_question_is_cut_to_a_short_span() -> None:
+    """What the 1.5B wrote after "Réponse :" on the factual set: a sentence, then a list cut by the token cap."""
+    generator = ScriptedGenerator(
+        {"fr": ["Les continents sur la Terre sont : Asie, Europe, Amérique, Océanie."], "en": ["Answer: seven"]},
+        continuations={"fr": " Il y a sept continents sur la Terre : Asie, Europe, Amérique, Océanie, Afr"})
+    question = ParallelQuestion("continents", {"fr": Question("continents", "fr", "Combien de continents ?"),
+                                               "en": Question("continents", "en", "How many continents?")}, "fr")
+    drawn = sample_open_responses(generator, [question], ["fr", "en"], 2, GenerationConfig(temperature=0.7))[0]
+    assert [(r.span, r.span_source) for r in drawn["fr"]] == [("Il y a sept continents sur la Terre", "shortened")] * 2
+    assert all(is_short_span(r.span) for items in drawn.values() for r in items)
