@@ -12,6 +12,11 @@ generator supplies; Qwen2.5's `<tool_call>` is one such token that no fixed list
 Every attribute of a block (source, language) is sanitized the same way, flattened to one line
 and escaped, and a language that is not a language tag is written as `?`: a corpus's `lang`
 field once opened a real system turn.
+
+A multiple-choice prompt with passages starts with them, before the localized instruction: the
+prompts of one question in every language then begin with the same bytes, which llama.cpp
+evaluates once for all of them (calm_rag.generation.prefix_sharing) - on a CPU, evaluating the
+passages was most of an answer's time.
 """
 
 from __future__ import annotations
@@ -97,10 +102,10 @@ def _attribute(value: str, special_tokens: Collection[str]) -> str:
     return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def format_passages(passages: Sequence[Passage], lang: str, special_tokens: Collection[str] = ()) -> str:
-    """The numbered passage blocks under the localized context heading. `special_tokens`: the added/special
-    tokens of the tokenizer that will read the prompt (the generator's `special_tokens`)."""
-    language = get_language(lang)
+def passage_blocks(passages: Sequence[Passage], special_tokens: Collection[str] = ()) -> str:
+    """The numbered passage blocks inside `<passages>`, the same whatever the question's language.
+    `special_tokens`: the added/special tokens of the tokenizer that will read the prompt (the generator's
+    `special_tokens`)."""
     tokens = frozenset(special_tokens)
     blocks = []
     for number, passage in enumerate(passages, start=1):
@@ -108,7 +113,13 @@ def format_passages(passages: Sequence[Passage], lang: str, special_tokens: Coll
         passage_lang = passage.lang if is_language_tag(passage.lang) else "?"
         blocks.append(f'<passage id="{number}" source="{source}" lang="{passage_lang}">\n'
                       f"{sanitize_passage(passage.text, tokens)}\n</passage>")
-    return f"{language.context_label}{language.colon.strip()}\n<passages>\n" + "\n".join(blocks) + "\n</passages>"
+    return "<passages>\n" + "\n".join(blocks) + "\n</passages>"
+
+
+def format_passages(passages: Sequence[Passage], lang: str, special_tokens: Collection[str] = ()) -> str:
+    """The passage blocks under the localized context heading (`special_tokens`: see `passage_blocks`)."""
+    language = get_language(lang)
+    return f"{language.context_label}{language.colon.strip()}\n" + passage_blocks(passages, special_tokens)
 
 
 def question_block(question: Question, special_tokens: Collection[str] = ()) -> str:
@@ -123,13 +134,13 @@ def question_block(question: Question, special_tokens: Collection[str] = ()) -> 
 
 def mcq_messages(question: Question, mode: Mode = "cot", passages: Sequence[Passage] = (),
                  special_tokens: Collection[str] = ()) -> list[Message]:
-    """The user turn asking `question` in its own language (`special_tokens`: see `format_passages`)."""
+    """The user turn asking `question` in its own language: the passages first (the same bytes in every
+    language, see the module docstring), then the instruction and the question (`special_tokens`: see
+    `passage_blocks`)."""
     language = get_language(question.lang)
     instruction = language.instruction if mode == "cot" else language.direct_instruction
-    parts = [instruction]
-    if passages:
-        parts.append(format_passages(passages, question.lang, special_tokens))
-    parts.append(question_block(question, special_tokens))
+    parts = [passage_blocks(passages, special_tokens)] if passages else []
+    parts += [instruction, question_block(question, special_tokens)]
     return [{"role": "user", "content": "\n\n".join(parts)}]
 
 

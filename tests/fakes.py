@@ -45,8 +45,9 @@ class FakeGenerator:
             if not prompt.endswith("<assistant>"):  # the turn is continued after the answer label
                 return f" {known}" if known else ""
             return f"{language.answer_label}{language.colon}{known}" if known else self.fallback
-        lang = next(code for code, language in LANGUAGES.items() if prompt.startswith(language.instruction)
-                    or prompt.startswith(language.direct_instruction))
+        asked = re.sub(r"^<passages>.*?</passages>\n\n", "", prompt, flags=re.S)  # passages come first
+        lang = next(code for code, language in LANGUAGES.items() if asked.startswith(language.instruction)
+                    or asked.startswith(language.direct_instruction))
         wanted = self.knowledge.get(lang)
         for label, text in re.findall(r"^([A-J])\. (.+)$", prompt, re.M):
             if wanted and wanted in text:

@@ -8,6 +8,8 @@ Prompts are rendered on calm-rag's side (see rendering.py) and sent to `/v1/comp
   Greedy (temperature 0) sends each distinct prompt once.
 - Requests go concurrently through a thread pool: at most `concurrency` in flight (default: the call's
   `batch_size`), so a big eval neither floods the server nor waits on one request at a time.
+- On llama.cpp, prompts that start alike (one RAG question's passages in every language) have that start
+  evaluated once and copied into the other slots first (`prefix_sharing`), where the server allows it.
 - Direct mode: `max_tokens=1`, `temperature=0` and the top-k logprobs of the next token; each label
   pools "X" and " X" (logsumexp) and the labels are renormalised, as in the transformers engine. A
   label outside the top-k is asked for again with a wider k where the server allows it (llama.cpp
@@ -26,6 +28,7 @@ from typing import Any, Self, TypeVar
 
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Progress
+from calm_rag.generation.prefix_sharing import PrefixSharer
 from calm_rag.generation.rendering import Renderer, ServerTemplateRenderer
 from calm_rag.generation.server_client import ClientOptions, ServerClient, ServerInfo
 from calm_rag.prompts import Message, tokenizer_control_tokens
@@ -142,6 +145,7 @@ class OpenAIGenerator:
             raise
         self._renderer: Renderer = renderer or ServerTemplateRenderer(self.client)
         self.max_n: int | None = options.max_n if options.max_n is not None else self.info.slots
+        self._prefixes = PrefixSharer(self.client, model, self.info.slots) if self.info.slots else None
 
     def close(self) -> None:
         self.client.close()
@@ -192,6 +196,8 @@ class OpenAIGenerator:
         """One completion per prompt, in input order; repeat a prompt to get several samples of it."""
         requests = self._requests(prompts, config)
         outputs = [""] * len(prompts)
+        if self._prefixes:
+            self._prefixes.share(prompts)
 
         def complete(request: tuple[list[int], dict[str, Any]]) -> int:
             positions, body = request
@@ -226,6 +232,8 @@ class OpenAIGenerator:
             raise CalmRagError("label_distributions needs one label set per prompt")
         results: list[dict[str, float]] = [{} for _ in prompts]
         wider = self.info.llamacpp and self.options.wide_logprobs > self.options.top_logprobs
+        if self._prefixes:
+            self._prefixes.share(prompts)
 
         def score(index: int) -> int:
             labels = label_sets[index]
