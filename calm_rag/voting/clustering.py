@@ -12,8 +12,10 @@ parsed or the consensus holds less than `min_support`.
 
 Numbers agree across scripts whether written as digits, words or CJK numerals ("8", "acht", "восемь",
 "八条"), and calendar dates as dates ("February 7, 2016" = "2016年2月7日" = "7 февраля 2016"); see
-`calm_rag.voting.quantities`. Names transliterated between scripts are left to the embedder, which
-only ever sees an answer's span cut to `max_chars`, never the response around it.
+`calm_rag.voting.quantities`. Names transliterated between scripts agree on the embedder's cosine plus a
+check on the span: read aloud to one consonant skeleton of three or more consonants, they need only come
+within `sound_margin` of the threshold ("Gagarin" = "加加林" = "Гагарин"; `calm_rag.voting.names`). The
+embedder and the check only ever see an answer's span cut to `max_chars`, never the response around it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from calm_rag.responses import OpenResponse
 from calm_rag.voting.matching import (
     DEFAULT_MAX_CHARS,
     DEFAULT_THRESHOLD,
+    SOUND_MARGIN,
     AnswerNode,
     Encode,
     agreement_scores,
@@ -50,6 +53,8 @@ class ClusterConfig:
     threshold: float = DEFAULT_THRESHOLD
     min_support: float = DEFAULT_MIN_SUPPORT
     max_chars: int = DEFAULT_MAX_CHARS
+    sound_margin: float = SOUND_MARGIN
+    """0 turns the transliteration check off (cosine alone, as before it)."""
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.threshold <= 1.0:
@@ -58,6 +63,8 @@ class ClusterConfig:
             raise CalmRagError("min_support must be in [0, 1]")
         if self.max_chars < 1:
             raise CalmRagError("max_chars must be at least 1")
+        if not 0.0 <= self.sound_margin <= 1.0:
+            raise CalmRagError("sound_margin must be in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,7 @@ def cluster_answers(answers: Mapping[str, Sequence[str | None]], encode: Encode,
             clipped[index] = truncate(text.strip(), config.max_chars)
             by_key.setdefault(answer_key(clipped[index]), []).append(index)
     nodes = [answer_node(clipped[indices[0]], flat[indices[0]][0], tuple(indices)) for indices in by_key.values()]
-    scores = agreement_scores(nodes, encode)
+    scores = agreement_scores(nodes, encode, config.threshold, config.sound_margin)
     groups = _agglomerate(nodes, scores, config.threshold)
 
     node_of = {index: number for number, node in enumerate(nodes) for index in node.indices}

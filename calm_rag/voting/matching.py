@@ -5,10 +5,13 @@ The pairwise rule behind open-question voting and scoring, in this order:
    "Denver Broncos." and "the denver broncos" agree without asking the embedder.
 2. Both answers state numbers or dates, in digits, words or CJK numerals: they agree iff their quantities
    match (`calm_rag.voting.quantities`), so "acht" and "八条" agree and "8" and "6" never do.
-3. Otherwise the cosine of the two answers' embeddings against `threshold`.
+3. Otherwise the cosine of the two answers' embeddings against `threshold`; for two answers in different
+   scripts that read aloud to one consonant skeleton of three or more consonants (a transliterated name,
+   `calm_rag.voting.names`: "Gagarin" / "加加林" / "Гагарин"), against `threshold - sound_margin`.
 
 Only the short answer span is compared, cut to `max_chars` (`truncate`): the explanation or paragraph
-around it never reaches the embedder or the number reader, so a name mentioned in passing cannot win a match.
+around it never reaches the embedder, the number reader or the name check, so a name mentioned in passing
+cannot win a match.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from calm_rag.errors import CalmRagError
 from calm_rag.voting.extraction import normalize
+from calm_rag.voting.names import ARTICLES, SoundKey, sound_key, sounds_alike
 from calm_rag.voting.quantities import Quantity, extract_quantities, quantities_agree
 
 Encode = Callable[[list[str]], np.ndarray]
@@ -37,16 +41,20 @@ erring towards splitting (3 split, 1 merged: "Martin Luther"/"Martin Luther King
 corrupt the vote, a wrong split only lowers support. The value belongs to the embedder: multilingual-e5
 compresses cosines further (unrelated sentences 0.71-0.84), so pass its own, higher threshold."""
 
+SOUND_MARGIN = 0.08
+"""How far below the threshold a transliterated name still agrees (`calm_rag.voting.names`). Measured with
+EmbeddingGemma on 86 names (places, people, rivers) in en/de/fr/zh/ja/ru/ar forms, many easily confused
+(Ghana/Guinea, Austria/Australia, Dhaka/Dakar, Bern/Berlin): the check lifts 19 same-name pairs over the
+threshold (617 -> 636 of 765) and 2 different-name pairs (ベルン / 柏林, Nepal / Неаполь; 125 -> 127 of
+72,006). A wider margin lets more of the second kind in (0.10: 23 and 8), a narrower one fewer of the first
+(0.06: 17 and 1). The same names were used to choose it, so take it as a first calibration."""
+
 DEFAULT_MAX_CHARS = 200
 """Answers are cut to this many characters before comparing: a rambling span would otherwise be
 embedded as a paragraph and match nothing, and number sets from whole sentences are noise."""
 
 
 # ---- text normalization ---------------------------------------------------------------------
-_ARTICLES = frozenset("the a an der die das ein eine le la les l un une il lo i gli uno una el los las o os as um uma"
-                      .split())
-
-
 def strip_accents(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFD", text) if unicodedata.category(ch) != "Mn")
 
@@ -57,7 +65,7 @@ def answer_key(text: str) -> str:
     folded = strip_accents(normalize(text).casefold())
     spaced = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in folded)
     words = spaced.split()
-    if len(words) > 1 and words[0] in _ARTICLES:
+    if len(words) > 1 and words[0] in ARTICLES:
         words = words[1:]
     return " ".join(words)
 
@@ -93,6 +101,7 @@ class AnswerNode:
     text: str
     quantities: tuple[Quantity, ...]
     indices: tuple[int, ...]
+    sound: SoundKey | None = None
 
 
 def _unit_rows(vectors: np.ndarray, count: int) -> np.ndarray:
@@ -103,36 +112,42 @@ def _unit_rows(vectors: np.ndarray, count: int) -> np.ndarray:
     return rows / np.where(norms == 0, 1.0, norms)
 
 
-def agreement_scores(nodes: Sequence[AnswerNode], encode: Encode) -> np.ndarray:
-    """Pairwise agreement scores: 1 for number matches, -1 for number mismatches, else the cosine. The
-    encoder is only called when some pair is not decided by numbers."""
+def agreement_scores(nodes: Sequence[AnswerNode], encode: Encode, threshold: float = DEFAULT_THRESHOLD,
+                     sound_margin: float = SOUND_MARGIN) -> np.ndarray:
+    """Pairwise agreement scores: 1 for number matches, -1 for number mismatches, else the cosine, lifted to
+    `threshold` for a transliterated name within `sound_margin` below it. The encoder is only called when
+    some pair is not decided by numbers."""
     count = len(nodes)
     if count < 2 or all(node.quantities for node in nodes):
-        scores = np.ones((count, count), dtype=np.float32)
+        scores = np.ones((count, count))
     else:
         vectors = _unit_rows(encode([node.text for node in nodes]), count)
-        scores = vectors @ vectors.T
+        scores = (vectors @ vectors.T).astype(np.float64)  # a score lifted to `threshold` compares equal to it
     for i in range(count):
         scores[i, i] = 1.0
         for j in range(i + 1, count):
             first, second = nodes[i].quantities, nodes[j].quantities
             if first and second:
                 scores[i, j] = scores[j, i] = 1.0 if quantities_agree(first, second) else -1.0
+            elif (threshold - sound_margin <= scores[i, j] < threshold
+                  and sounds_alike(nodes[i].sound, nodes[j].sound)):
+                scores[i, j] = scores[j, i] = threshold
     return scores
 
 
 def semantic_match(prediction: str | None, gold: str | None, encode: Encode, threshold: float = DEFAULT_THRESHOLD,
-                   lang: str | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> bool:
+                   lang: str | None = None, max_chars: int = DEFAULT_MAX_CHARS,
+                   sound_margin: float = SOUND_MARGIN) -> bool:
     """Whether a free-form prediction means the gold answer, by the clustering's own rule (exact key,
-    then numbers, then cosine >= threshold). `lang` is the language both are written in, if known.
-    Scoring a dataset, pass a `CachedEncoder` primed with every prediction and gold text: one embedding
+    then numbers, then cosine >= threshold, or a transliterated name within `sound_margin` of it). `lang` is
+    the language both are written in, if known. Scoring a dataset, pass a `CachedEncoder` primed with every prediction and gold text: one embedding
     call in all instead of one per pair."""
     if not prediction or not gold or not answer_key(prediction) or not answer_key(gold):
         return False
     nodes = [answer_node(truncate(text, max_chars), lang, (index,)) for index, text in enumerate((prediction, gold))]
     if nodes[0].key == nodes[1].key:
         return True
-    return bool(agreement_scores(nodes, encode)[0, 1] >= threshold)
+    return bool(agreement_scores(nodes, encode, threshold, sound_margin)[0, 1] >= threshold)
 
 
 def exact_match(prediction: str | None, gold: str | None) -> bool:
@@ -141,7 +156,7 @@ def exact_match(prediction: str | None, gold: str | None) -> bool:
 
 
 def answer_node(text: str, lang: str | None, indices: tuple[int, ...]) -> AnswerNode:
-    return AnswerNode(answer_key(text), text, extract_quantities(text, lang), indices)
+    return AnswerNode(answer_key(text), text, extract_quantities(text, lang), indices, sound_key(text))
 
 
 class CachedEncoder:
