@@ -52,6 +52,10 @@ class EngineConfig:
     """llama.cpp only: CPU threads (default: every CPU this process may use)."""
     timeout_s: float = 600.0
     """openai and llama.cpp: longest wait for one request."""
+    share_prefixes: bool = True
+    """openai (on a llama.cpp server) and llama.cpp: evaluate the start that one call's prompts share (a RAG
+    question's passages in every language) once and restore it into the other slots; False evaluates it in
+    every slot (slower; greedy outputs are the same either way; for comparing)."""
 
     def __post_init__(self) -> None:
         check_engine(self.engine)
@@ -182,7 +186,8 @@ def load_generator(model: str, config: EngineConfig = EngineConfig(), *, adapter
                                "--lora-modules NAME=ADAPTER_DIR) and pass --model NAME")
         assert config.base_url is not None
         return OpenAIGenerator(config.base_url, model, renderer=_openai_renderer(model, config), api_key=config.api_key,
-                               options=OpenAIOptions(client=ClientOptions(timeout_s=config.timeout_s)))
+                               options=OpenAIOptions(client=ClientOptions(timeout_s=config.timeout_s),
+                                                     share_prefixes=config.share_prefixes))
 
     from calm_rag.generation.llamacpp_engine import (
         IN_PROCESS,
@@ -194,7 +199,8 @@ def load_generator(model: str, config: EngineConfig = EngineConfig(), *, adapter
     assert resolved.gguf is not None
     loras = ((llamacpp_lora(Path(adapter), resolved), 1.0),) if adapter is not None else ()
     slots = config.slots or DEFAULT_SLOTS
-    client = OpenAIOptions(client=replace(IN_PROCESS, timeout_s=config.timeout_s), concurrency=slots)
+    client = OpenAIOptions(client=replace(IN_PROCESS, timeout_s=config.timeout_s), concurrency=slots,
+                           share_prefixes=config.share_prefixes)
     return LlamaCppGenerator(resolved.gguf, name=resolved.hub_id or resolved.name,
                              renderer=_llamacpp_renderer(resolved, config),
                              options=LlamaCppOptions(slots=slots, threads=config.threads, loras=loras), client=client)

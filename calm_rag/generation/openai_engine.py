@@ -50,6 +50,9 @@ class OpenAIOptions:
     """Second look, llama.cpp only, when a label is not among the first `top_logprobs`."""
     check_model: bool = True
     """Refuse a model name the server's /models listing does not contain, before any work is sent."""
+    share_prefixes: bool = True
+    """On llama.cpp, evaluate the common start of a call's prompts once and restore it into the other slots
+    (`prefix_sharing`); False: every prompt evaluates its own start (greedy outputs are the same either way)."""
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "max_n"):
@@ -145,7 +148,8 @@ class OpenAIGenerator:
             raise
         self._renderer: Renderer = renderer or ServerTemplateRenderer(self.client)
         self.max_n: int | None = options.max_n if options.max_n is not None else self.info.slots
-        self._prefixes = PrefixSharer(self.client, model, self.info.slots) if self.info.slots else None
+        self._prefixes = PrefixSharer(self.client, model, self.info.slots) \
+            if self.info.slots and options.share_prefixes else None
 
     def close(self) -> None:
         self.client.close()

@@ -74,6 +74,17 @@ def test_sharing_changes_no_output(tiny_pair: tuple[Path, Path], tiny_transforme
         assert generator._prefixes is not None and generator._prefixes.enabled
 
 
+def test_sharing_can_be_turned_off(tiny_pair: tuple[Path, Path], tiny_transformers: Any) -> None:
+    from calm_rag.generation.engines import EngineConfig, load_generator
+
+    with load_generator(str(tiny_pair[1]), EngineConfig(engine="llama.cpp", tokenizer=str(tiny_pair[0]), slots=3,
+                                                        threads=1, share_prefixes=False)) as generator:
+        assert generator._prefixes is None and not generator.options.share_prefixes
+        prompts = rag_prompts(generator)
+        config = GenerationConfig(max_new_tokens=8, temperature=0)
+        assert generator.generate(prompts, config) == tiny_transformers.generate(prompts, config)
+
+
 def test_a_server_without_a_slot_folder_turns_sharing_off(tiny_pair: tuple[Path, Path],
                                                           tiny_transformers: Any) -> None:
     import xllamacpp
