@@ -32,6 +32,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from memory import peak_rss_mib, reset_peak, status_mib
+
 from calm_rag.cli.app import engine_config
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
@@ -49,18 +51,6 @@ ASK_ARGS = ["ask", QUESTION, "--lang", LANG, "--index", INDEX, "--top-k", "3",
             *[a for c in CHOICES for a in ("--choice", c)], "--languages", ",".join(LANGUAGES), "--samples", "1",
             "--max-new-tokens", "160"]
 STAGES = ("load", "retrieval", "translation", "sampling", "vote_explain", "close", "total")
-
-
-def status_gb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024 / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def reset_peak() -> None:
-    """Resets VmHWM to the current RSS (Linux 4.0+), so each run reports its own peak."""
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def cpu_s() -> float:
@@ -111,7 +101,7 @@ def qa_config(share: bool) -> QAConfig:
 
 def one_run(share: bool, label: str) -> dict[str, Any]:
     reset_peak()
-    rss_before = status_gb("VmRSS")
+    rss_before = status_mib("VmRSS") / 1024
     load_before = os.getloadavg()[0]
     cpu_before = cpu_s()
     marks: dict[str, list[float]] = {}
@@ -146,7 +136,7 @@ def one_run(share: bool, label: str) -> dict[str, Any]:
         answered = time.perf_counter()
     closed = time.perf_counter()
     index.close()
-    peak = status_gb("VmHWM")
+    peak = peak_rss_mib() / 1024
     translated = marks.get("translating", [loaded, loaded])[-1]
     sampled = marks.get("sampling", [translated])[-1]
     stages = {"load": loaded - started,

@@ -23,13 +23,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
+
+from memory import peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = {
@@ -107,7 +108,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     return {"engine": engine, "load_s": round(load_s, 2), "cot_s": round(cot_s, 2), "cot_tokens": tokens,
             "cot_tokens_per_s": round(tokens / cot_s, 1), "direct_s": round(direct_s, 2),
             "direct_prompts": len(direct),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mb": round(peak_rss_mib()),
             "distributions": [dict(d) for d in distributions]}
 
 
@@ -126,13 +127,6 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if done.returncode != 0:
         raise SystemExit(f"{spec['engine']} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def peak_rss_mb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return 0
 
 
 # ---- the comparison ------------------------------------------------------------------------------
@@ -199,7 +193,7 @@ def main() -> None:
                 assert server.stdout is not None and server.stdin is not None
                 url = server.stdout.readline().strip()
                 rows.append({**run_worker({**spec, "engine": engine, "base_url": url + "/v1"}),
-                             "server_peak_rss_mb": peak_rss_mb(server.pid)})
+                             "server_peak_rss_mb": round(peak_rss_mib(server.pid))})
                 server.stdin.close()
                 server.wait(timeout=30)
             finally:

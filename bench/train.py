@@ -28,13 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
+
+from memory import peak_rss_mib
 
 REAL_MODEL = "qwen2.5-coder-0.5b-instruct"
 QUESTION = {
@@ -51,15 +52,6 @@ def _rss_mb() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM, not getrusage: Linux keeps ru_maxrss across execve, so a
-    worker would report its parent's peak (the parent may have just converted a GGUF) when that is larger."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: KiB on most systems
 
 
 def _pairs(count: int) -> list[dict[str, Any]]:
@@ -121,8 +113,8 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, che
     return {"variant": variant, "steps": len(stamps), "batch_size": batch_size, "gradient_checkpointing": checkpointing,
             "steps_per_s": (len(stamps) - 1) / measured if len(stamps) > 1 else None,
             "rss_after_imports_mb": baseline, "rss_after_load_mb": loaded, "rss_weights_resident_mb": touched,
-            "peak_rss_mb": _peak_rss_mb(), "peak_over_imports_mb": _peak_rss_mb() - baseline,
-            "training_overhead_mb": _peak_rss_mb() - touched}
+            "peak_rss_mb": peak_rss_mib(), "peak_over_imports_mb": peak_rss_mib() - baseline,
+            "training_overhead_mb": peak_rss_mib() - touched}
 
 
 SPEED_VARIANTS = {
@@ -161,7 +153,7 @@ def worker_speed(model_path: str, variant: str, pairs: int, batch_size: int, out
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return {"variant": variant, "pairs": pairs, "batch_size": batch_size, "s_per_pair": seconds / pairs,
             "setup_s": built - began, "total_s": seconds, "first_loss": losses[0] if losses else None,
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mib()}
 
 
 def worker_sampling(model_path: str, questions: int, samples: int, cot_tokens: int) -> dict[str, Any]:

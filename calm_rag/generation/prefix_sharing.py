@@ -51,7 +51,8 @@ class PrefixSharer:
         self.client = client
         self.model = model
         self.slots = slots
-        self.enabled = slots > 1
+        self.enabled = True
+        """False once the server refused a save (no slot folder): plain requests from then on."""
         self.filename = f"calm-rag-prefix-{os.getpid()}-{next(_instances)}.bin"
         """One file per generator, overwritten by each call: a long eval must not fill the server's disk."""
         self._lock = threading.Lock()
@@ -70,7 +71,7 @@ class PrefixSharer:
                                                   "temperature": 0.0, "id_slot": 0, "cache_prompt": True})
                 self.client.post("/slots/0?action=save", {"filename": self.filename}, root=True)
             except CalmRagError:
-                self.enabled = False  # no slot folder (HTTP 501): plain requests from now on
+                self.enabled = False  # no slot folder (HTTP 501)
                 return 0
             shared = 1
             for slot in range(1, targets):
