@@ -27,16 +27,15 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from statistics import mean
 from typing import Any
 
 from memory import peak_rss_mib, reset_peak, status_mib
 
-from calm_rag.cli.app import engine_config
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.engines import EngineConfig
 from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
 from calm_rag.voting.matching import DEFAULT_THRESHOLD
 
@@ -93,7 +92,7 @@ def ensure_index() -> dict[str, Any] | None:
 
 def qa_config(share: bool) -> QAConfig:
     """What `calm-rag ask` builds from the demo's flags (calm_rag/cli/ask.py), sharing on or off."""
-    engine = replace(engine_config(None), share_prefixes=share)
+    engine = EngineConfig.from_settings(share_prefixes=share)
     return QAConfig(languages=LANGUAGES, samples=1, mode="cot", permute=True, balanced=False, index=INDEX, top_k=3,
                     engine=engine, cluster_threshold=DEFAULT_THRESHOLD,
                     generation=GenerationConfig(max_new_tokens=160, temperature=0.7, top_p=0.95, seed=0, batch_size=32))

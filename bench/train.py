@@ -106,7 +106,7 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, che
             stamps.append(time.perf_counter())
 
     trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=preference_dataset(
-        _pairs(steps * batch_size)), processing_class=tokenizer, peft_config=lora_config(config), callbacks=[Clock()])
+        _pairs(steps * batch_size)), processing_class=tokenizer, peft_config=lora_config(config, model), callbacks=[Clock()])
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     measured = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
@@ -117,12 +117,15 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, che
             "training_overhead_mb": peak_rss_mib() - touched}
 
 
+TOP_BLOCKS = 8
 SPEED_VARIANTS = {
-    "trl-forward, reference per step, float32": (False, False, "float32"),
-    "shared prefix, precomputed reference, float32": (True, True, "float32"),
-    "shared prefix, precomputed reference, bfloat16": (True, True, "bfloat16"),
+    "trl-forward, reference per step, float32": (False, False, "float32", 0),
+    "shared prefix, precomputed reference, float32": (True, True, "float32", 0),
+    "shared prefix, precomputed reference, bfloat16": (True, True, "bfloat16", 0),
+    f"... bfloat16, LoRA on the top {TOP_BLOCKS} blocks only": (True, True, "bfloat16", TOP_BLOCKS),
 }
-"""Variant -> (shared_prefix, precompute_ref, dtype). The first is what `calm-rag train` did before both switches."""
+"""Variant -> (shared_prefix, precompute_ref, dtype, lora_layers). The first is what `calm-rag train` did before
+the switches; the last puts LoRA on the top blocks only, so the backward pass stops there."""
 
 
 def worker_speed(model_path: str, variant: str, pairs: int, batch_size: int, output: Path) -> dict[str, Any]:
@@ -133,19 +136,20 @@ def worker_speed(model_path: str, variant: str, pairs: int, batch_size: int, out
     from calm_rag.training import CalmTrainConfig
     from calm_rag.training.dpo import dpo_config, lora_config, preference_dataset, trainer_class
 
-    shared, precompute, dtype_name = SPEED_VARIANTS[variant]
+    shared, precompute, dtype_name, lora_layers = SPEED_VARIANTS[variant]
     dtype = getattr(torch, dtype_name)
     torch.manual_seed(0)
     config = CalmTrainConfig(batch_size=batch_size, gradient_accumulation_steps=1, max_length=512, device="cpu",
                              dtype=dtype_name, save_steps=10_000, warmup=0, shared_prefix=shared,
-                             precompute_ref=precompute)
+                             precompute_ref=precompute, lora_layers=lora_layers)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    config.lora_layers = min(lora_layers, model.config.num_hidden_layers)  # the tiny model has 2 blocks
     began = time.perf_counter()
     trainer = trainer_class(config)(model=model, ref_model=None, args=dpo_config(config, output, torch.device("cpu"),
                                                                                  dtype),
                                     train_dataset=preference_dataset(_pairs(pairs)), processing_class=tokenizer,
-                                    peft_config=lora_config(config))
+                                    peft_config=lora_config(config, model))
     built = time.perf_counter()
     trainer.remove_callback(PrinterCallback)
     trainer.train()
@@ -201,6 +205,8 @@ def main() -> None:
     parser.add_argument("--no-sampling", action="store_true", help="skip the direct vs cot sampling measurement")
     parser.add_argument("--speed", action="store_true", help="seconds per direct-mode DPO pair, per DPO path")
     parser.add_argument("--pairs", type=int, default=8, help="pairs per --speed variant")
+    parser.add_argument("--variants", default=None,
+                        help="--speed: which DPO paths, as 1-based numbers (e.g. 3,4); speed-ups are against the first")
     parser.add_argument("--out", default=None, help="default bench/results/train.json (train-speed.json with --speed)")
     parser.add_argument("--worker", choices=["train", "sampling", "speed"], help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -239,7 +245,10 @@ def main() -> None:
     report: dict[str, Any] = {"machine": platform.platform(), "python": platform.python_version(), "device": "cpu",
                               "models": {}}
     if args.speed:
-        _speed(models, args.pairs, args.batch_size, args.out or "bench/results/train-speed.json", report)
+        variants = list(SPEED_VARIANTS)
+        if args.variants:
+            variants = [variants[int(number) - 1] for number in args.variants.split(",")]
+        _speed(models, variants, args.pairs, args.batch_size, args.out or "bench/results/train-speed.json", report)
         return
     for name, path in models.items():
         runs = {variant: _spawn("train", "--path", path, "--variant", variant, *common)
@@ -257,12 +266,13 @@ def main() -> None:
     _write(report, args.out or "bench/results/train.json")
 
 
-def _speed(models: dict[str, str], pairs: int, batch_size: int, out: str, report: dict[str, Any]) -> None:
-    """Every DPO path on every model, one process each; speed-ups against the first (today's) path."""
+def _speed(models: dict[str, str], variants: list[str], pairs: int, batch_size: int, out: str,
+           report: dict[str, Any]) -> None:
+    """The DPO paths on every model, one process each; speed-ups against the first path run."""
     lines = [f"{'model':42} {'DPO path':48} {'s/pair':>7} {'speed-up':>9} {'peak RSS MB':>12}"]
     for name, path in models.items():
         runs = [_spawn("speed", "--path", path, "--variant", variant, "--pairs", str(pairs), "--batch-size",
-                       str(batch_size)) for variant in SPEED_VARIANTS]
+                       str(batch_size)) for variant in variants]
         for run in runs:
             run["speedup"] = runs[0]["s_per_pair"] / run["s_per_pair"]
             lines.append(f"{name[:42]:42} {run['variant']:48} {run['s_per_pair']:>7.2f} {run['speedup']:>8.2f}x "

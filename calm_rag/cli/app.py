@@ -18,9 +18,7 @@ from rich.markup import escape
 from typer import _click as click  # typer's own click: the exceptions its parser raises
 from typer.core import TyperGroup
 
-from calm_rag.config import load_settings
 from calm_rag.errors import CalmRagError
-from calm_rag.generation.engines import EngineConfig
 
 
 class OneLineErrors(TyperGroup):
@@ -145,13 +143,4 @@ BASE_URL = typer.Option(None, "--base-url", help="openai engine: the server's /v
 API_KEY = typer.Option(None, "--api-key", envvar="CALM_RAG_OPENAI_API_KEY", help="openai engine: the server's key.")
 TOKENIZER = typer.Option(None, "--tokenizer", help="openai/llama.cpp: where the tokenizer and chat template come from "
                                                    "when --model is a served name calm-rag does not know.")
-
-
-def engine_config(engine: str | None, *, device: str | None = None, dtype: str = "auto", plain_prompts: bool = False,
-                  base_url: str | None = None, api_key: str | None = None, tokenizer: str | None = None
-                  ) -> EngineConfig:
-    """The engine the flags ask for, the settings' where they are silent."""
-    settings = load_settings()
-    return EngineConfig(engine=engine or settings.engine, device=device or settings.device, dtype=dtype,
-                        plain_prompts=plain_prompts, base_url=base_url, api_key=api_key, tokenizer=tokenizer)
 

@@ -15,7 +15,6 @@ from calm_rag.cli.app import (
     TOKENIZER,
     cli_command,
     console,
-    engine_config,
     err_console,
     percent,
     print_json,
@@ -23,6 +22,7 @@ from calm_rag.cli.app import (
 )
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.engines import EngineConfig
 from calm_rag.languages import parse_languages
 from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
 from calm_rag.progress import ProgressDisplay
@@ -127,7 +127,7 @@ def ask(
         model=model, adapter=adapter, languages=tuple(parse_languages(languages)) if languages else None,
         samples=samples, mode=mode, permute=permute, balanced=balanced, index=index,  # type: ignore[arg-type]
         index_dir=Path(index_dir) if index_dir else None, top_k=top_k, embedder=embedder,
-        engine=engine_config(engine, device=device, plain_prompts=plain_prompts, base_url=base_url, api_key=api_key,
+        engine=EngineConfig.from_settings(engine, device=device, plain_prompts=plain_prompts, base_url=base_url, api_key=api_key,
                              tokenizer=tokenizer),
         cluster_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
         generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
@@ -171,7 +171,7 @@ def vote(
     if model and pairs_out:
         from calm_rag.generation import Translator, load_generator
 
-        translate = Translator(load_generator(model, engine_config(None))).translate_many
+        translate = Translator(load_generator(model, EngineConfig.from_settings(None))).translate_many
     report, pairs = vote_samples(loaded, balanced=balanced, translate=translate, with_pairs=bool(pairs_out))
     if pairs_out:
         write_jsonl(Path(pairs_out), [pair.to_record() for pair in pairs])

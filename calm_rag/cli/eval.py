@@ -13,10 +13,10 @@ from calm_rag.cli.app import (
     TOKENIZER,
     cli_command,
     console,
-    engine_config,
     err_console,
     print_json,
 )
+from calm_rag.generation.engines import EngineConfig
 from calm_rag.progress import ProgressDisplay
 
 
@@ -96,7 +96,7 @@ def eval_command(
             Path(data), overrides=overrides, config_file=Path(config) if config else None, model=model,
             adapter=Path(adapter) if adapter else None, compare_to=compare_to,
             cache_dir=Path(cache_dir) if cache_dir else None, fresh=fresh,
-            engine=engine_config(engine, device=device, dtype=dtype, base_url=base_url, api_key=api_key,
+            engine=EngineConfig.from_settings(engine, device=device, dtype=dtype, base_url=base_url, api_key=api_key,
                                  tokenizer=tokenizer),
             progress=lambda label, total: progress.counter(f"eval ({label})", total))
     written = write_reports(Path(out), payload) if out else []

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import typer
 
-from calm_rag.cli.app import BASE_URL, ENGINE, TOKENIZER, cli_command, engine_config, err_console
+from calm_rag.cli.app import BASE_URL, ENGINE, TOKENIZER, cli_command, err_console
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.engines import EngineConfig
 from calm_rag.languages import parse_languages
 from calm_rag.pipelines.qa import CalmQA, QAConfig
 from calm_rag.voting.matching import DEFAULT_THRESHOLD
@@ -66,7 +67,7 @@ def serve(
         samples=samples, mode=mode, index=index,  # type: ignore[arg-type]
         index_dir=Path(index_dir) if index_dir else None,
         top_k=top_k, embedder=embedder,
-        engine=engine_config(engine, device=device, plain_prompts=plain_prompts, base_url=base_url,
+        engine=EngineConfig.from_settings(engine, device=device, plain_prompts=plain_prompts, base_url=base_url,
                              api_key=engine_api_key, tokenizer=tokenizer),
         cluster_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
         generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,

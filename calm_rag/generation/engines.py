@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from calm_rag.config import check_device, check_dtype
+from calm_rag.config import check_device, check_dtype, load_settings
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import Generator, check_engine
 
@@ -75,6 +75,14 @@ class EngineConfig:
             raise CalmRagError("--threads must be at least 1")
         if self.timeout_s <= 0:
             raise CalmRagError("the request timeout must be positive")
+
+    @classmethod
+    def from_settings(cls, engine: str | None = None, *, device: str | None = None, **given: Any) -> EngineConfig:
+        """The engine a caller asks for, with the user's settings (calm-rag.toml, CALM_RAG_ENGINE, ...) where it
+        is silent: what `calm-rag ask/eval/serve` run when no --engine or --device is given, for apps and
+        benchmarks that want the same choice."""
+        settings = load_settings()
+        return cls(engine=engine or settings.engine, device=device or settings.device, **given)
 
 
 def resolve_engine(model: str, config: EngineConfig) -> str:

@@ -51,11 +51,33 @@ def preference_dataset(records: Sequence[Mapping[str, Any]]) -> Any:
     return Dataset.from_list([{name: record[name] for name in FIELDS} for record in records])
 
 
-def lora_config(config: CalmTrainConfig) -> Any:
+def lora_config(config: CalmTrainConfig, model: Any) -> Any:
+    """The adapter's `LoraConfig`; with `lora_layers`, only the model's top blocks carry LoRA."""
     from peft import LoraConfig
 
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=config.target_modules, bias="none", task_type="CAUSAL_LM")
+                      target_modules=adapted_modules(config, model), bias="none", task_type="CAUSAL_LM")
+
+
+def adapted_modules(config: CalmTrainConfig, model: Any) -> str | list[str]:
+    """`target_modules` for LoRA. With `lora_layers`, the full names of the targeted linear layers in the top
+    blocks (PEFT's `layers_to_transform` refuses the "all-linear" shorthand, so the names are listed instead)."""
+    if not config.lora_layers:
+        return config.target_modules
+    blocks = model.config.get_text_config().num_hidden_layers
+    if config.lora_layers > blocks:
+        raise CalmRagError(f"lora_layers is {config.lora_layers} but the model has only {blocks} blocks")
+    wanted = None if config.target_modules == "all-linear" else set(config.target_modules)
+    names = []
+    for name, module in model.named_modules():
+        block = re.search(r"\.layers\.(\d+)\.", name)
+        if (isinstance(module, torch.nn.Linear) and block and int(block.group(1)) >= blocks - config.lora_layers
+                and (wanted is None or name.rsplit(".", 1)[-1] in wanted)):
+            names.append(name)
+    if not names:
+        raise CalmRagError(f"no linear layers named {sorted(wanted or [])} in the model's top {config.lora_layers} "
+                           "blocks")
+    return names
 
 
 def checkpointing_argument(config_class: type) -> str:
@@ -191,7 +213,7 @@ def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], 
     trainer = trainer_class(config)(
         model=model, ref_model=None, args=dpo_config(config, checkpoints, device, dtype),
         train_dataset=preference_dataset(records), processing_class=tokenizer,
-        peft_config=None if isinstance(model, PeftModel) else lora_config(config),
+        peft_config=None if isinstance(model, PeftModel) else lora_config(config, model),
         callbacks=[*([_progress_callback(progress, stage)] if progress else []), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)

@@ -33,6 +33,16 @@ def test_auto_picks_llamacpp_only_where_there_is_a_gguf(model_with_gguf: Path, t
     assert resolve_engine(str(model_with_gguf), EngineConfig(engine="transformers")) == "transformers"
 
 
+def test_engine_config_from_settings_fills_what_the_caller_leaves_open(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no calm-rag.toml here
+    monkeypatch.setenv("CALM_RAG_ENGINE", "transformers")
+    monkeypatch.setenv("CALM_RAG_DEVICE", "cpu")
+    assert (EngineConfig.from_settings().engine, EngineConfig.from_settings().device) == ("transformers", "cpu")
+    chosen = EngineConfig.from_settings("llama.cpp", slots=3)
+    assert (chosen.engine, chosen.slots) == ("llama.cpp", 3)
+
+
 def eval_json(data: Path, model: Path, engine: str, cache: Path) -> dict:
     result = runner.invoke(app, ["eval", str(data), "--split", "train", "--languages", "en,de,zh", "--model",
                                  str(model), "--engine", engine, "--cache-dir", str(cache), "--json"])

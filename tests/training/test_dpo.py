@@ -1,14 +1,17 @@
-"""The DPO arguments calm-rag builds, across the transformers versions pyproject allows."""
+"""The DPO arguments and LoRA config calm-rag builds, across the transformers versions pyproject allows."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 
+from calm_rag.errors import CalmRagError
 from calm_rag.training.config import CalmTrainConfig
-from calm_rag.training.dpo import checkpointing_argument, dpo_config
+from calm_rag.training.dpo import checkpointing_argument, dpo_config, lora_config
 
 
 @dataclass
@@ -33,3 +36,33 @@ def test_dpo_config_switches_checkpointing_on(tmp_path: Path) -> None:
     args = dpo_config(CalmTrainConfig(gradient_checkpointing=True), tmp_path, torch.device("cpu"), torch.float32)
     assert getattr(args, checkpointing_argument(DPOConfig)) is True
     assert args.use_cpu and not args.bf16
+
+
+def test_lora_layers_puts_the_adapter_on_the_top_blocks_only(tmp_path: Path) -> None:
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from calm_rag.testing.tiny_lm import build_tiny_causal_lm
+
+    model = AutoModelForCausalLM.from_pretrained(build_tiny_causal_lm(tmp_path / "lm", layers=4))
+    adapted = get_peft_model(model, lora_config(CalmTrainConfig(lora_layers=2), model))
+    blocks = {int(re.search(r"layers\.(\d+)\.", name).group(1))
+              for name, _ in adapted.named_parameters() if "lora_" in name}
+    assert blocks == {2, 3}
+    # Nothing below the lowest adapted block needs a gradient, so the backward pass stops there.
+    inputs = torch.tensor([[1, 2, 3, 4]])
+    adapted(input_ids=inputs, labels=inputs).loss.backward()
+    with_gradient = {name for name, parameter in adapted.named_parameters() if parameter.grad is not None}
+    assert with_gradient and all(re.search(r"layers\.[23]\.", name) for name in with_gradient)
+
+
+def test_lora_layers_beyond_the_model_is_a_clear_error(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from calm_rag.testing.tiny_lm import build_tiny_causal_lm
+
+    model = AutoModelForCausalLM.from_pretrained(build_tiny_causal_lm(tmp_path / "lm", layers=2))
+    with pytest.raises(CalmRagError, match="only 2 blocks"):
+        lora_config(CalmTrainConfig(lora_layers=3), model)
+    with pytest.raises(CalmRagError, match="lora_layers"):
+        CalmTrainConfig(lora_layers=-1)
