@@ -27,6 +27,13 @@ def clean_translation(output: str, original: str) -> str:
     return text or original
 
 
+def needs_translation(request: TranslationRequest) -> bool:
+    """Text in another language that has words: digits, dates and symbols ("1773", "3.5 %", "1990-2000") read the
+    same in every language, and a model asked to translate them only risks changing them (and costs a request)."""
+    text, source, target = request
+    return source != target and any(character.isalpha() for character in text)
+
+
 class Translator:
     def __init__(self, generator: Generator, config: GenerationConfig | None = None) -> None:
         self.generator = generator
@@ -35,14 +42,14 @@ class Translator:
 
     def translate_many(self, requests: Sequence[TranslationRequest]) -> list[str]:
         """Translate every request, with all cache misses in one batched generate call."""
-        missing = list(dict.fromkeys(req for req in requests if req not in self.cache and req[1] != req[2]))
+        missing = list(dict.fromkeys(req for req in requests if req not in self.cache and needs_translation(req)))
         if missing:
             prompts = [self.generator.render(translation_messages(*req, self.generator.special_tokens)) for req in missing]
             budget = max(len(req[0]) for req in missing) * 2 + 32
             config = replace(self.config, max_new_tokens=min(self.config.max_new_tokens, budget))
             for req, output in zip(missing, self.generator.generate(prompts, config)):
                 self.cache[req] = clean_translation(output, req[0])
-        return [req[0] if req[1] == req[2] else self.cache[req] for req in requests]
+        return [self.cache[req] if needs_translation(req) else req[0] for req in requests]
 
     def translate_questions(self, question: Question, targets: Sequence[str]) -> dict[str, Question]:
         """`question` in each target language; option labels are kept, option texts translated."""

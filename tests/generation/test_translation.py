@@ -29,3 +29,12 @@ def test_questions_and_options_go_out_in_one_call_and_keep_their_labels() -> Non
     assert versions["fr"].question == "[fr] Where?" and versions["fr"].answer == "B"
     assert [(c.label, c.text) for c in versions["de"].choices] == [("A", "[de] bed"), ("B", "[de] reef")]
     assert generator.generate_calls == [6]
+
+
+def test_numbers_dates_and_symbols_are_not_sent_for_translation() -> None:
+    generator = FakeGenerator({})
+    question = Question("q1", "de", "Wann entdeckte Scheele Sauerstoff?", make_choices(["1773", "1774–1777", "ca. 1780"]))
+    versions = Translator(generator).translate_questions(question, ["en", "zh"])  # type: ignore[arg-type]
+    assert [c.text for c in versions["zh"].choices] == ["1773", "1774–1777", "[zh] ca. 1780"]
+    assert versions["en"].question == "[en] Wann entdeckte Scheele Sauerstoff?"
+    assert generator.generate_calls == [4]  # each language: the question and the one option with words
