@@ -21,14 +21,14 @@ Prompts are rendered on calm-rag's side (see rendering.py) and sent to `/v1/comp
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Progress
-from calm_rag.generation.prefix_sharing import PrefixSharer
+from calm_rag.generation.prefix_sharing import PrefixSharer, prefix_groups
 from calm_rag.generation.rendering import Renderer, ServerTemplateRenderer
 from calm_rag.generation.server_client import ClientOptions, ServerClient, ServerInfo
 from calm_rag.prompts import Message, tokenizer_control_tokens
@@ -200,8 +200,6 @@ class OpenAIGenerator:
         """One completion per prompt, in input order; repeat a prompt to get several samples of it."""
         requests = self._requests(prompts, config)
         outputs = [""] * len(prompts)
-        if self._prefixes:
-            self._prefixes.share(prompts)
 
         def complete(request: tuple[list[int], dict[str, Any]]) -> int:
             positions, body = request
@@ -212,7 +210,11 @@ class OpenAIGenerator:
                 outputs[position] = texts[0] if body["temperature"] == 0 else texts[slot]
             return len(positions)
 
-        self._run(requests, complete, config.batch_size, len(prompts), progress)
+        finished = 0
+        for group in self._shared_groups(prompts):  # a request's positions are copies of one prompt: one group
+            members = set(group)
+            finished = self._run([request for request in requests if request[0][0] in members], complete,
+                                 config.batch_size, len(prompts), progress, finished)
         return outputs
 
     # ---- direct mode --------------------------------------------------------------------------
@@ -236,8 +238,6 @@ class OpenAIGenerator:
             raise CalmRagError("label_distributions needs one label set per prompt")
         results: list[dict[str, float]] = [{} for _ in prompts]
         wider = self.info.llamacpp and self.options.wide_logprobs > self.options.top_logprobs
-        if self._prefixes:
-            self._prefixes.share(prompts)
 
         def score(index: int) -> int:
             labels = label_sets[index]
@@ -249,17 +249,31 @@ class OpenAIGenerator:
             results[index] = found
             return 1
 
-        self._run(list(range(len(prompts))), score, batch_size, len(prompts), progress)
+        finished = 0
+        for group in self._shared_groups(prompts):
+            finished = self._run(group, score, batch_size, len(prompts), progress, finished)
         return results
 
     # ---- concurrency --------------------------------------------------------------------------
 
+    def _shared_groups(self, prompts: Sequence[str]) -> Iterator[list[int]]:
+        """The prompts' indices, group by group (`prefix_groups`), each group's shared start put into the slots
+        just before it is yielded; all indices at once where prefixes are not shared."""
+        if not self._prefixes:
+            yield list(range(len(prompts)))
+            return
+        for group in prefix_groups(prompts):
+            self._prefixes.share([prompts[index] for index in group])
+            yield group
+
     def _run(self, items: Sequence[T], work: Callable[[T], int], batch_size: int, total: int,
-             progress: Progress | None) -> None:
-        """`work` (returning how many prompts it finished) on every item, at most `concurrency` in flight.
-        The first failure cancels what has not started and is raised, saying how far the run got."""
+             progress: Progress | None, finished: int = 0) -> int:
+        """`work` (returning how many prompts it finished) on every item, at most `concurrency` in flight;
+        returns how many prompts finished, counting the `finished` before. The first failure cancels what has
+        not started and is raised, saying how far the run got."""
+        if not items:
+            return finished
         workers = max(1, min(self.options.concurrency or batch_size, len(items)))
-        finished = 0
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="calm-rag-request")
         try:
             pending: set[Future[int]] = {pool.submit(work, item) for item in items}
@@ -277,3 +291,4 @@ class OpenAIGenerator:
                     raise errors[0]
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+        return finished

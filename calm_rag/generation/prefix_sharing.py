@@ -4,7 +4,8 @@ and restored into the slots the other prompts will take.
 Why: a RAG question's prompts in L languages all start with the same passages (hundreds of tokens), and on a
 CPU prompt evaluation is most of an answer's time (issue 14: three ~900-token prompts at ~60 tokens/s).
 llama.cpp's prompt cache reuses a prefix only inside the slot that holds it, and concurrent prompts go to
-different slots, so each evaluated the passages again. Here the common prefix goes first, alone, to slot 0;
+different slots, so each evaluated the passages again. A call with several questions (an `eval` with
+retrieval) runs question by question (`prefix_groups`), each question's passages shared before its prompts go. Here the common prefix goes first, alone, to slot 0;
 `/slots/0?action=save` writes its KV cells to the server's slot folder and `action=restore` copies them into
 the next slots (milliseconds). The prompts then pick the slots with the longest common prefix and evaluate
 only their own tails. Outputs are unchanged: the cells hold what evaluating the prefix would have put there.
@@ -42,6 +43,22 @@ def shared_prefix(prompts: Sequence[str]) -> tuple[str, int]:
     common = os.path.commonprefix(distinct)
     common = common[:common.rfind("\n") + 1]
     return (common if len(common) >= MIN_PREFIX_CHARS else ""), len(distinct)
+
+
+def prefix_groups(prompts: Sequence[str]) -> list[list[int]]:
+    """The prompts' indices in groups to run one after another, each after its own shared start is put into the
+    slots: prompts that begin with the same `MIN_PREFIX_CHARS` characters (one RAG question's passages, in every
+    language) form a group, in order of first appearance. Prompts that share their start with no other distinct
+    prompt run together in one group (nothing to share among them, so nothing to wait for). One group - all
+    indices, as before - when fewer than two groups could share anything: a call without RAG runs unchanged."""
+    keyed: dict[str, list[int]] = {}
+    for index, prompt in enumerate(prompts):
+        keyed.setdefault(prompt[:MIN_PREFIX_CHARS] if len(prompt) > MIN_PREFIX_CHARS else "", []).append(index)
+    sharing = [group for key, group in keyed.items() if key and len({prompts[i] for i in group}) >= 2]
+    if len(sharing) < 2:
+        return [list(range(len(prompts)))]
+    alone = sorted(index for group in keyed.values() if group not in sharing for index in group)
+    return sharing + ([alone] if alone else [])
 
 
 class PrefixSharer:
