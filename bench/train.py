@@ -31,6 +31,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -123,9 +124,12 @@ SPEED_VARIANTS = {
     "shared prefix, precomputed reference, float32": (True, True, "float32", 0),
     "shared prefix, precomputed reference, bfloat16": (True, True, "bfloat16", 0),
     f"... bfloat16, LoRA on the top {TOP_BLOCKS} blocks only": (True, True, "bfloat16", TOP_BLOCKS),
+    f"... bfloat16, top {TOP_BLOCKS} blocks, reference per step": (True, False, "bfloat16", TOP_BLOCKS),
 }
 """Variant -> (shared_prefix, precompute_ref, dtype, lora_layers). The first is what `calm-rag train` did before
-the switches; the last puts LoRA on the top blocks only, so the backward pass stops there."""
+the switches; the last two put LoRA on the top blocks only, so the backward pass stops there (and the very last
+computes the reference in each step, as a run that trains on part of its pairs should: precomputing pays a
+forward for every pair)."""
 
 
 def worker_speed(model_path: str, variant: str, pairs: int, batch_size: int, output: Path) -> dict[str, Any]:
@@ -144,7 +148,7 @@ def worker_speed(model_path: str, variant: str, pairs: int, batch_size: int, out
                              precompute_ref=precompute, lora_layers=lora_layers)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    config.lora_layers = min(lora_layers, model.config.num_hidden_layers)  # the tiny model has 2 blocks
+    config = replace(config, lora_layers=min(lora_layers, model.config.num_hidden_layers))  # tiny: 2 blocks
     began = time.perf_counter()
     trainer = trainer_class(config)(model=model, ref_model=None, args=dpo_config(config, output, torch.device("cpu"),
                                                                                  dtype),
