@@ -152,7 +152,8 @@ class _Run:
                                   progress=self.progress, notify=self.say)] if self.dev else []
         loaded.model, result = train_dpo(loaded.model, loaded.tokenizer, pairs, self.config,
                                          directory / "checkpoints", progress=self.progress,
-                                         stage=f"round {number}: DPO", callbacks=callbacks)
+                                         stage=f"round {number}: DPO", callbacks=callbacks,
+                                         base_id=loaded.base_id)
         if result.resumed_from:
             self.say(f"round {number}: DPO resumed from {Path(result.resumed_from).name}")
         modeling.save_adapter(loaded, directory / "adapter")

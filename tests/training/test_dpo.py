@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,3 +67,28 @@ def test_lora_layers_beyond_the_model_is_a_clear_error(tmp_path: Path) -> None:
         lora_config(CalmTrainConfig(lora_layers=3), model)
     with pytest.raises(CalmRagError, match="lora_layers"):
         CalmTrainConfig(lora_layers=-1)
+
+
+def test_every_checkpoint_records_the_base_by_its_id(tmp_path: Path) -> None:
+    """A checkpoint's adapter names the base like the finished adapter does, so `eval --adapter CHECKPOINT
+    --model NAME` accepts it (it used to name the folder the weights were loaded from)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from calm_rag.testing.tiny_lm import build_tiny_causal_lm
+    from calm_rag.training.dpo import train_dpo
+
+    folder = build_tiny_causal_lm(tmp_path / "lm")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    records = [{"prompt": [{"role": "user", "content": f"Question {n}?"}],
+                "chosen": [{"role": "assistant", "content": "Answer: A"}],
+                "rejected": [{"role": "assistant", "content": "Answer: B"}]} for n in range(4)]
+    config = CalmTrainConfig(device="cpu", dtype="float32", batch_size=2, gradient_accumulation_steps=1, save_steps=1,
+                             lora_r=4, lora_alpha=8, max_length=64, warmup=0)
+    train_dpo(AutoModelForCausalLM.from_pretrained(folder), tokenizer, records, config, tmp_path / "checkpoints",
+              base_id="org/tiny-model")
+    checkpoints = sorted((tmp_path / "checkpoints").glob("checkpoint-*"))
+    assert len(checkpoints) == 2
+    for checkpoint in checkpoints:
+        recorded = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
+        assert recorded == "org/tiny-model"
