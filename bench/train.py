@@ -31,7 +31,6 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -107,7 +106,8 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, che
             stamps.append(time.perf_counter())
 
     trainer = DPOTrainer(model=model, ref_model=reference, args=args, train_dataset=preference_dataset(
-        _pairs(steps * batch_size)), processing_class=tokenizer, peft_config=lora_config(config, model), callbacks=[Clock()])
+        _pairs(steps * batch_size)), processing_class=tokenizer, peft_config=lora_config(config, model),
+        callbacks=[Clock()])
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     measured = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
@@ -143,12 +143,12 @@ def worker_speed(model_path: str, variant: str, pairs: int, batch_size: int, out
     shared, precompute, dtype_name, lora_layers = SPEED_VARIANTS[variant]
     dtype = getattr(torch, dtype_name)
     torch.manual_seed(0)
-    config = CalmTrainConfig(batch_size=batch_size, gradient_accumulation_steps=1, max_length=512, device="cpu",
-                             dtype=dtype_name, save_steps=10_000, warmup=0, shared_prefix=shared,
-                             precompute_ref=precompute, lora_layers=lora_layers)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    config = replace(config, lora_layers=min(lora_layers, model.config.num_hidden_layers))  # tiny: 2 blocks
+    config = CalmTrainConfig(batch_size=batch_size, gradient_accumulation_steps=1, max_length=512, device="cpu",
+                             dtype=dtype_name, save_steps=10_000, warmup=0, shared_prefix=shared,
+                             precompute_ref=precompute,
+                             lora_layers=min(lora_layers, model.config.num_hidden_layers))  # the tiny model: 2
     began = time.perf_counter()
     trainer = trainer_class(config)(model=model, ref_model=None, args=dpo_config(config, output, torch.device("cpu"),
                                                                                  dtype),

@@ -4,11 +4,12 @@ and restored into the slots the other prompts will take.
 Why: a RAG question's prompts in L languages all start with the same passages (hundreds of tokens), and on a
 CPU prompt evaluation is most of an answer's time (issue 14: three ~900-token prompts at ~60 tokens/s).
 llama.cpp's prompt cache reuses a prefix only inside the slot that holds it, and concurrent prompts go to
-different slots, so each evaluated the passages again. A call with several questions (an `eval` with
-retrieval) runs question by question (`prefix_groups`), each question's passages shared before its prompts go. Here the common prefix goes first, alone, to slot 0;
+different slots, so each evaluated the passages again. Here the common prefix goes first, alone, to slot 0;
 `/slots/0?action=save` writes its KV cells to the server's slot folder and `action=restore` copies them into
 the next slots (milliseconds). The prompts then pick the slots with the longest common prefix and evaluate
 only their own tails. Outputs are unchanged: the cells hold what evaluating the prefix would have put there.
+A call with several questions (an `eval` with retrieval) runs question by question (`prefix_groups`), each
+question's passages shared before its prompts go.
 
 Needs a llama.cpp server with a slot folder (`--slot-save-path DIR`; the in-process engine always has one)
 and idle slots that keep their cells (`--no-cache-idle-slots`; otherwise llama.cpp moves idle slots to its
@@ -57,7 +58,8 @@ def prefix_groups(prompts: Sequence[str]) -> list[list[int]]:
     sharing = [group for key, group in keyed.items() if key and len({prompts[i] for i in group}) >= 2]
     if len(sharing) < 2:
         return [list(range(len(prompts)))]
-    alone = sorted(index for group in keyed.values() if group not in sharing for index in group)
+    grouped = {index for group in sharing for index in group}
+    alone = [index for index in range(len(prompts)) if index not in grouped]
     return sharing + ([alone] if alone else [])
 
 

@@ -193,11 +193,12 @@ def trainer_class(config: CalmTrainConfig) -> type:
 
 def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], config: CalmTrainConfig,
               checkpoints: Path, *, progress: StageProgress | None = None, stage: str = "DPO",
-              callbacks: Sequence[Any] = (), base_id: str | None = None) -> tuple[Any, DPOResult]:
+              callbacks: Sequence[Any] = (), base_id: str) -> tuple[Any, DPOResult]:
     """Train the LoRA adapter on `records`; continues from the newest complete checkpoint in `checkpoints`.
 
-    `base_id`: the base every checkpoint's adapter records (the hub id), so a checkpoint loads with
-    `--model <name>` like the finished adapter, not only with the local folder the weights came from.
+    `base_id`: the base the adapter records (the hub id where known; `LoadedModel.base_id`), in every checkpoint
+    and in the finished adapter, so both load with `--model <name>`, not only with the local folder the weights
+    came from.
 
     Returns the PEFT model (only the trained 'default' adapter attached) and the trainer's log history.
     """
@@ -220,9 +221,8 @@ def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], 
         callbacks=[*([_progress_callback(progress, stage)] if progress else []), *callbacks],
     )
     trainer.remove_callback(PrinterCallback)
-    if base_id:
-        for adapter in trainer.model.peft_config.values():
-            adapter.base_model_name_or_path = base_id
+    for adapter in trainer.model.peft_config.values():
+        adapter.base_model_name_or_path = base_id
     try:
         trainer.train(resume_from_checkpoint=resume_from)
     except torch.OutOfMemoryError:

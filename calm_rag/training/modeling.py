@@ -61,7 +61,6 @@ def attach_adapter(loaded: LoadedModel, adapter: Path | str) -> None:
 
 
 def save_adapter(loaded: LoadedModel, folder: Path) -> None:
-    """Save the trained 'default' adapter, recording the base as `base_id` so `--model <name>` matches it."""
-    model = loaded.model
-    model.peft_config["default"].base_model_name_or_path = loaded.base_id
-    model.save_pretrained(folder, selected_adapters=["default"])
+    """Save the trained 'default' adapter (its recorded base, `base_id`, was set when training began: see
+    `train_dpo`)."""
+    loaded.model.save_pretrained(folder, selected_adapters=["default"])

@@ -33,7 +33,8 @@ def test_questions_and_options_go_out_in_one_call_and_keep_their_labels() -> Non
 
 def test_numbers_dates_and_symbols_are_not_sent_for_translation() -> None:
     generator = FakeGenerator({})
-    question = Question("q1", "de", "Wann entdeckte Scheele Sauerstoff?", make_choices(["1773", "1774–1777", "ca. 1780"]))
+    question = Question("q1", "de", "Wann entdeckte Scheele Sauerstoff?",
+                        make_choices(["1773", "1774–1777", "ca. 1780"]))
     versions = Translator(generator).translate_questions(question, ["en", "zh"])  # type: ignore[arg-type]
     assert [c.text for c in versions["zh"].choices] == ["1773", "1774–1777", "[zh] ca. 1780"]
     assert versions["en"].question == "[en] Wann entdeckte Scheele Sauerstoff?"
