@@ -47,7 +47,8 @@ def train(
     dataset: str | None = typer.Argument(None, help="Parallel dataset folder: one <lang>.jsonl per language, "
                                                     "multiple-choice or open questions (records without choices)."),
     pairs: str | None = typer.Option(None, "--pairs", help="Train on this preference-pairs JSONL instead of "
-                                                           "sampling (e.g. from `calm-rag vote --pairs-out`)."),
+                                                           "sampling (e.g. a run's pairs.jsonl); a DATASET then "
+                                                           "only supplies the --dev questions."),
     out: str | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/<dataset>-calm)."),
     config_file: str | None = typer.Option(None, "--config", help="TOML recipe, e.g. pipelines/xcsqa-calm.toml; "
                                                                   "flags override it."),
@@ -67,7 +68,9 @@ def train(
     rounds: int | None = typer.Option(None, min=1, help="CALM rounds; round n+1 samples with round n's adapter."),
     permute: bool | None = typer.Option(None, "--permute/--no-permute", help="Rotate option order across samples."),
     min_support: float | None = typer.Option(None, help="cot: winner's vote share needed to train on a question."),
-    min_margin: float | None = typer.Option(None, help="direct: soft-vote lead needed to train on a question."),
+    min_margin: float | None = typer.Option(None, help="direct: soft-vote lead needed to train on a question; "
+                                                       "with --pairs, keeps the pairs whose recorded margin "
+                                                       "reaches it."),
     embedder: str | None = typer.Option(None, help="Open questions: embedder that clusters answers by meaning "
                                                    "(default: settings)."),
     threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers are "
@@ -95,8 +98,8 @@ def train(
     vote by clustering the answers' meanings across languages with the embedder (cot mode only)."""
     from calm_rag.training import train_calm, train_on_pairs
 
-    if (dataset is None) == (pairs is None):
-        raise CalmRagError("give a dataset folder to sample from, or --pairs FILE, not both")
+    if dataset is None and pairs is None:
+        raise CalmRagError("give a dataset folder to sample from, or --pairs FILE")
     config = CalmTrainConfig.from_toml(Path(config_file)) if config_file else CalmTrainConfig()
     config = config.with_overrides(
         languages=languages, samples=samples, mode=mode, model=model, rounds=rounds, permute=permute,
@@ -104,7 +107,7 @@ def train(
         epochs=epochs, learning_rate=learning_rate,
         batch_size=batch_size, max_length=max_length, beta=beta, seed=seed, device=device, dtype=dtype,
         engine=engine, base_url=base_url, dev_questions=dev, sample_chunk=sample_chunk)
-    name = Path(dataset).name if dataset else Path(pairs or "pairs").stem
+    name = Path(pairs).stem if pairs else Path(dataset or "dataset").name
     target = Path(out) if out else Path("runs") / f"{name}-calm"
 
     def notify(message: str) -> None:
@@ -112,8 +115,9 @@ def train(
 
     with ProgressDisplay(err_console, log=not as_json) as bar:
         if pairs is not None:
-            summary = train_on_pairs(Path(pairs), target, config, adapter=adapter, resume=resume,
-                                     overwrite=overwrite, progress=bar, notify=notify)
+            summary = train_on_pairs(Path(pairs), target, config, dataset=dataset, split=split, limit=limit,
+                                     min_margin=min_margin, adapter=adapter, resume=resume, overwrite=overwrite,
+                                     progress=bar, notify=notify)
         else:
             assert dataset is not None
             summary = train_calm(Path(dataset), target, config, split=split, limit=limit, adapter=adapter,

@@ -117,13 +117,16 @@ def samples_from_records(questions: Sequence[ParallelQuestion], records: Sequenc
 def build_pairs(samples: Sequence[QuestionSamples], config: CalmTrainConfig, translate: Translate | None,
                 round_number: int) -> list[dict[str, Any]]:
     """Preference-pair records (conversational prompt/chosen/rejected plus id, lang, majority, translated)
-    for every question that became a target."""
-    plans = [plan for item in samples if item.target is not None
+    for every question that became a target, each with its question's soft-vote lead (`margin`) so a later
+    `train --pairs --min-margin` can keep the clearer ones without sampling again."""
+    targets = [item for item in samples if item.target is not None]
+    margins = {item.question.id: vote_margin(item.vote) for item in targets}
+    plans = [plan for item in targets
              for plan in plan_choice_pairs(item.question.id, item.responses, item.target, config.mode)]
     pairs, pending = realize_choice_pairs(plans, config.mode, translate)
     if pending:
         raise CalmRagError(f"{len(pending)} pairs need a translated chosen answer but no translate function was given")
-    return [{**pair.to_record(), "round": round_number} for pair in pairs]
+    return [{**pair.to_record(), "round": round_number, "margin": margins[pair.id]} for pair in pairs]
 
 
 def no_pairs_reason(samples: Sequence[QuestionSamples], config: CalmTrainConfig) -> str:

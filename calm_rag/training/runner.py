@@ -45,7 +45,7 @@ from calm_rag.training.artifacts import RunFolder, copy_adapter, library_version
 from calm_rag.training.config import DPO_MEMORY_SETTINGS, CalmTrainConfig
 from calm_rag.training.dev_check import DevLog, dev_callback, split_dev
 from calm_rag.training.dpo import train_dpo
-from calm_rag.training.pairs_file import load_pairs_file
+from calm_rag.training.pairs_file import load_pairs_file, select_pairs
 from calm_rag.training.plot import plot_training
 from calm_rag.training.report import (
     chosen_letter,
@@ -327,19 +327,35 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
 
 
 def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainConfig, *,
-                   adapter: Path | str | None = None, resume: bool = False, overwrite: bool = False,
-                   progress: StageProgress | None = None, notify: Notify | None = None) -> TrainSummary:
-    """LoRA-DPO on preference pairs made elsewhere (one round, no sampling)."""
+                   dataset: Path | str | None = None, split: str | None = None, limit: int | None = None,
+                   min_margin: float | None = None, adapter: Path | str | None = None, resume: bool = False,
+                   overwrite: bool = False, progress: StageProgress | None = None, notify: Notify | None = None
+                   ) -> TrainSummary:
+    """LoRA-DPO on preference pairs made elsewhere (one round, no sampling). `min_margin` keeps the pairs whose
+    recorded soft-vote lead reaches it; with `config.dev_questions`, `dataset` (with the `split` and `limit`
+    the pairs were sampled from) supplies the dev questions, held out exactly as `train_calm` holds them out,
+    measured before training and after each epoch."""
     if config.rounds > 1:
         raise CalmRagError("--rounds > 1 needs a dataset to sample from; with --pairs the model trains once")
-    if config.dev_questions:
-        raise CalmRagError("--dev holds out questions of a dataset; with --pairs there are none to hold out")
-    records = load_pairs_file(pairs_file)
+    if config.dev_questions and dataset is None:
+        raise CalmRagError("--dev with --pairs needs the dataset the pairs were sampled from, to hold out the "
+                           "same dev questions: calm-rag train DATASET --split ... --pairs FILE --dev N")
+    if dataset is not None and not config.dev_questions:
+        raise CalmRagError("with --pairs a dataset only supplies the --dev questions; give --dev N, or drop the "
+                           "dataset")
+    dev = (split_dev(load_parallel_dataset(dataset, config.languages, split, limit), config.dev_questions)[1]
+           if dataset is not None else [])
+    all_records = load_pairs_file(pairs_file)
+    records = select_pairs(all_records, min_margin, {question.id for question in dev})
     config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
-    source = {"pairs_file": str(Path(pairs_file).resolve()), "pairs": len(records),
-              "pairs_hash": hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest()}
+    source: dict[str, Any] = {"pairs_file": str(Path(pairs_file).resolve()), "pairs": len(records),
+                              "pairs_hash": hashlib.sha256(Path(pairs_file).read_bytes()).hexdigest()}
+    if min_margin is not None:
+        source.update(min_margin=min_margin, pairs_in_file=len(all_records))
+    if dev:
+        source["dev_questions"] = [question.id for question in dev]
     adjusted = _check_spec(folder, _spec("train-pairs", config, source, resolved, start))
-    run = _Run(config, folder, resolved, start, progress, notify)
+    run = _Run(config, folder, resolved, start, progress, notify, dev)
     _restart_dpo(run, adjusted)
     marker = run.round_dir(1) / "round.json"
     languages = sorted({str(record["lang"]) for record in records if record.get("lang")})
@@ -352,5 +368,7 @@ def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainCon
         history = run.train(1, records)
         metrics = round_metrics(1, None, records, languages, history["log_history"], config.letter_warn_share)
         metrics.update(trained=True, timings={"training_s": history["training_s"]})
+        if dev:
+            metrics["dev"] = history["dev"]
         write_json(marker, metrics)
     return run.finish([metrics], source, "train-pairs", languages, config.mode)

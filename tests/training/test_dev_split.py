@@ -104,8 +104,47 @@ def test_dev_flag_errors(tmp_path: Path, recipe: Path, tiny_lm_path: Path) -> No
     pairs.write_text(json.dumps({"prompt": [{"role": "user", "content": "Q?"}],
                                  "chosen": [{"role": "assistant", "content": "Answer: A"}],
                                  "rejected": [{"role": "assistant", "content": "Answer: B"}]}) + "\n")
-    assert "with --pairs there are none to hold out" in one_line_exit_2(
+    assert "needs the dataset the pairs were sampled from" in one_line_exit_2(
         ["train", "--pairs", str(pairs), "--model", str(tiny_lm_path), "--out", str(tmp_path / "p"), "--dev", "1"])
+    assert "a dataset only supplies the --dev questions" in one_line_exit_2(
+        ["train", str(data), "--pairs", str(pairs), "--model", str(tiny_lm_path), "--out", str(tmp_path / "p")])
     assert "open questions have none" in one_line_exit_2(
         ["train", str(write_open_dataset(tmp_path / "open")), "--model", str(tiny_lm_path), "--out",
          str(tmp_path / "o"), "--dev", "1"])
+
+
+def _pair(question_id: str, margin: float) -> dict[str, Any]:
+    return {"id": question_id, "lang": "de", "margin": margin,
+            "prompt": [{"role": "user", "content": f"Frage {question_id}?"}],
+            "chosen": [{"role": "assistant", "content": "Antwort: A"}],
+            "rejected": [{"role": "assistant", "content": "Antwort: B"}]}
+
+
+def test_pairs_from_a_file_are_selected_by_margin_and_measured_on_the_datasets_dev_split(
+        tmp_path: Path, recipe: Path, tiny_lm_path: Path) -> None:
+    data = write_dataset(tmp_path / "data", questions=7)
+    questions = [ParallelQuestion(f"q{n}", {}, "en") for n in range(7)]
+    train_ids = [question.id for question in split_dev(questions, 3)[0]]
+    dev_ids = [question.id for question in split_dev(questions, 3)[1]]
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [_pair(question_id, margin) for question_id, margin in zip(train_ids, (0.05, 0.3, 0.25, 0.1))]
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "run"
+    argv = ["train", str(data), "--split", "train", "--pairs", str(pairs), "--dev", "3", "--min-margin", "0.2",
+            "--mode", "direct", "--model", str(tiny_lm_path), "--config", str(recipe), "--out", str(out)]
+    result = runner.invoke(app, [*argv, "--json"])
+    assert result.exit_code == 0, result.output
+    trained = read_jsonl(out / "pairs.jsonl")
+    assert [pair["id"] for pair in trained] == [train_ids[1], train_ids[2]]  # margins 0.3 and 0.25 of 4
+    source = json.loads((out / "manifest.json").read_text())["source"]
+    assert source["pairs"] == 2 and source["pairs_in_file"] == 4 and source["min_margin"] == 0.2
+    assert source["dev_questions"] == dev_ids
+    [first] = json.loads(result.stdout)["metrics"]["rounds"]
+    assert [entry["epoch"] for entry in first["dev"]] == [0.0, 1.0]
+    assert all(set(entry) == REPORTED for entry in first["dev"])
+
+    rows.append(_pair(dev_ids[0], 0.9))
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    message = one_line_exit_2([*argv[:-1], str(tmp_path / "leaky")])
+    assert f"1 pairs come from 1 dev questions ({dev_ids[0]})" in message
+    assert not (tmp_path / "leaky").exists()

@@ -59,6 +59,7 @@ def test_full_direct_run(tmp_path: Path, dataset: Path, recipe: Path, tiny_lm_pa
     assert samples[0]["vote"]["winner"] in "ABCDE" and "margin" in samples[0]["vote"]
     pair = read_jsonl(out / "pairs.jsonl")[0]
     assert pair["prompt"][0]["role"] == "user" and pair["chosen"][0]["role"] == "assistant"
+    assert pair["margin"] == next(s["vote"]["margin"] for s in samples if s["id"] == pair["id"])  # for --min-margin
 
     # the adapter: LoRA only, and B moved away from its zero init; the base weights are untouched
     adapter = load_file(out / "adapter_model.safetensors")
