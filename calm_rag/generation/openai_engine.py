@@ -12,22 +12,24 @@ Prompts are rendered on calm-rag's side (see rendering.py) and sent to `/v1/comp
   evaluated once and copied into the other slots first (`prefix_sharing`), where the server allows it.
 - Direct mode: `max_tokens=1`, `temperature=0` and the top-k logprobs of the next token; each label
   pools "X" and " X" (logsumexp) and the labels are renormalised, as in the transformers engine. A
-  label outside the top-k is asked for again with a wider k where the server allows it (llama.cpp
-  maps `logprobs` to its `n_probs` without a cap); if it is still absent it gets a documented floor
-  (see `label_distribution`) and the result says so (`LabelDistribution.missing`, `.floor_mass`).
+  label outside the top-k is asked for again where the server allows it: llama.cpp with a wider k (it
+  maps `logprobs` to its `n_probs` without a cap), vLLM and SGLang by naming the label's token ids
+  (`explicit_logprobs`, ids from the client-side tokenizer). If it is still absent it gets a documented
+  floor (see `label_distribution`) and the result says so (`LabelDistribution.missing`, `.floor_mass`).
   vLLM caps k at its `--max-logprobs` (default 20; raise it there and here with `top_logprobs`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Progress
+from calm_rag.generation.explicit_logprobs import ExplicitLogprobs
 from calm_rag.generation.prefix_sharing import PrefixSharer, prefix_groups
 from calm_rag.generation.rendering import Renderer, ServerTemplateRenderer
 from calm_rag.generation.server_client import ClientOptions, ServerClient, ServerInfo
@@ -95,17 +97,20 @@ def top_logprobs_of(choice: dict[str, Any]) -> dict[str, float]:
     return found
 
 
-def label_distribution(top: dict[str, float], labels: Sequence[str]) -> LabelDistribution:
-    """Pool "X" and " X" per label (logsumexp) and renormalise over `labels`.
+def label_distribution(top: dict[str, float], labels: Sequence[str],
+                       exact: Mapping[str, float] | None = None) -> LabelDistribution:
+    """Pool "X" and " X" per label (logsumexp) and renormalise over `labels`. `exact`: logprobs of spellings
+    outside the top-k that the server gave when asked for them by token id (`explicit_logprobs`).
 
-    Floor rule for a label neither of whose spellings is in `top`: it gets the smallest returned logprob,
-    the most any token outside the top-k can have. That is an upper bound, so a missing label is never
+    Floor rule for a label none of whose spellings is in `top` or `exact`: it gets the smallest logprob of
+    the top-k, the most any token outside it can have. That is an upper bound, so a missing label is never
     ranked above a seen one, and its share of the result is reported as `floor_mass`."""
     floor = min(top.values())
+    known = {**top, **(exact or {})}
     scores: dict[str, float] = {}
     missing: list[str] = []
     for label in labels:
-        seen = [top[variant] for variant in dict.fromkeys((label, " " + label)) if variant in top]
+        seen = [known[variant] for variant in dict.fromkeys((label, " " + label)) if variant in known]
         if seen:
             high = max(seen)
             scores[label] = high + math.log(sum(math.exp(value - high) for value in seen))
@@ -150,6 +155,8 @@ class OpenAIGenerator:
         self.max_n: int | None = options.max_n if options.max_n is not None else self.info.slots
         self._prefixes = PrefixSharer(self.client, model, self.info.slots) \
             if self.info.slots and options.share_prefixes else None
+        self._explicit = ExplicitLogprobs.for_server(self.client, model, self.info, tokenizer)
+        """Asks vLLM or SGLang for labels outside the top-k by token id; None on other servers."""
 
     def close(self) -> None:
         self.client.close()
@@ -241,11 +248,13 @@ class OpenAIGenerator:
 
         def score(index: int) -> int:
             labels = label_sets[index]
-            found = label_distribution(self._top_logprobs(prompts[index], self.options.top_logprobs, labels[0]),
-                                       labels)
+            top = self._top_logprobs(prompts[index], self.options.top_logprobs, labels[0])
+            found = label_distribution(top, labels)
             if found.missing and wider:
                 found = label_distribution(self._top_logprobs(prompts[index], self.options.wide_logprobs, labels[0]),
                                            labels)
+            elif found.missing and self._explicit is not None:
+                found = label_distribution(top, labels, self._explicit(prompts[index], found.missing))
             results[index] = found
             return 1
 

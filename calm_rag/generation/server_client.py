@@ -47,10 +47,19 @@ class ServerInfo:
     """Served model names (ids and aliases); None when the server has no /models listing."""
     slots: int | None
     """llama.cpp's slot count (`total_slots` of /props), which caps `n` per request; None elsewhere."""
+    owned_by: str | None = None
+    """`owned_by` of the /models listing: vLLM says "vllm", SGLang "sglang" (their ModelCard defaults)."""
 
     @property
     def llamacpp(self) -> bool:
         return self.slots is not None
+
+    @property
+    def kind(self) -> str | None:
+        """"llamacpp", "vllm", "sglang", or None for any other server: which server-specific requests apply."""
+        if self.llamacpp:
+            return "llamacpp"
+        return self.owned_by if self.owned_by in ("vllm", "sglang") else None
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -106,19 +115,22 @@ class ServerClient:
         return self._request("GET", path, None, root=root, missing_ok=True)
 
     def probe(self) -> ServerInfo:
-        """Served models (from /models) and, on llama.cpp, its slot count (from /props)."""
+        """Served models and who serves them (from /models) and, on llama.cpp, its slot count (from /props)."""
         listing = self.get("/models")
         models: tuple[str, ...] | None = None
+        owners: list[str] = []
         if listing is not None and isinstance(listing.get("data"), list):
             names: list[str] = []
             for entry in listing["data"]:
                 if isinstance(entry, dict):
                     names += [str(entry["id"])] if "id" in entry else []
                     names += [str(alias) for alias in entry.get("aliases") or []]
+                    owners += [entry["owned_by"]] if isinstance(entry.get("owned_by"), str) else []
             models = tuple(dict.fromkeys(names))
         props = self.get("/props", root=True)
         slots = props.get("total_slots") if props is not None else None
-        return ServerInfo(models=models, slots=int(slots) if isinstance(slots, int) and slots > 0 else None)
+        return ServerInfo(models=models, slots=int(slots) if isinstance(slots, int) and slots > 0 else None,
+                          owned_by=owners[0] if owners else None)
 
     # ---- one request, with retries -----------------------------------------------------------
 
