@@ -28,6 +28,10 @@ class ChoiceResponse:
     """`direct` mode: the exact probability of each original label (sums to 1)."""
     prompt: tuple[Message, ...] = ()
     """The exact conversational prompt this response answered (reused as the prompt of DPO pairs)."""
+    letter_source: str | None = None
+    """Where `letter` came from (`calm_rag.generation.choice_continuation.LetterSource`): the model's own text,
+    the continuation of its turn after the answer label when the text stated none, or direct mode's
+    distribution; None without a letter, or for answers sampled elsewhere."""
 
     @property
     def ballot(self) -> dict[str, float]:

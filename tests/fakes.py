@@ -134,3 +134,61 @@ class ScriptedGenerator:
         if progress:
             progress(len(prompts))
         return outputs
+
+
+class ScriptedChoiceGenerator:
+    """Answers a cot multiple-choice prompt in language L with `script[L][k]` for its k-th copy in a batch (the
+    text as written, answer line or not); a prompt continued after the answer label is scored by
+    `label_distributions` with 0.9 on the shown label whose option contains `continuations[L]` (all labels
+    tied when it knows none). Translation prompts come back as "[<target>] <text>". Every prompt given to
+    `label_distributions` is kept in `scored`, one list per call."""
+
+    name = "scripted-choice"
+    has_chat_template = True
+    special_tokens: frozenset[str] = frozenset()
+
+    def __init__(self, script: dict[str, list[str]], continuations: dict[str, str] | None = None) -> None:
+        self.script = script
+        self.continuations = continuations or {}
+        self.generated: list[list[str]] = []
+        self.scored: list[list[str]] = []
+
+    def render(self, messages: Sequence[dict[str, str]], prefill: str = "") -> str:
+        return "\n".join(message["content"] for message in messages) + "\n<assistant>" + prefill
+
+    def close(self) -> None:
+        pass
+
+    @staticmethod
+    def _lang(prompt: str) -> str:
+        return next(code for code, language in LANGUAGES.items() if prompt.startswith(language.instruction))
+
+    def generate(self, prompts: Sequence[str], config: GenerationConfig = GenerationConfig(),
+                 progress: Callable[[int], None] | None = None) -> list[str]:
+        self.generated.append(list(prompts))
+        seen: Counter[str] = Counter()
+        outputs = []
+        for prompt in prompts:
+            translate = re.match(r"Translate the following \w+ text into (\w+)\..*?\n\n(.*)\n<assistant>", prompt, re.S)
+            if translate:
+                target = next(code for code, lang in LANGUAGES.items() if lang.name == translate.group(1))
+                outputs.append(f"[{target}] {translate.group(2)}")
+                continue
+            lang = self._lang(prompt)
+            outputs.append(self.script[lang][seen[lang] % len(self.script[lang])])
+            seen[lang] += 1
+        if progress:
+            progress(len(prompts))
+        return outputs
+
+    def label_distributions(self, prompts: Sequence[str], label_sets: Sequence[Sequence[str]], batch_size: int = 32,
+                            progress: Callable[[int], None] | None = None) -> list[dict[str, float]]:
+        self.scored.append(list(prompts))
+        results = []
+        for prompt, labels in zip(prompts, label_sets):
+            known = self.continuations.get(self._lang(prompt))
+            options = dict(re.findall(r"^([A-J])\. (.+)$", prompt.split("\n<assistant>")[0], re.M))
+            chosen = next((label for label in labels if known and known in options.get(label, "")), None)
+            results.append({label: (0.9 if label == chosen else 0.1 / (len(labels) - 1)) if chosen
+                            else 1 / len(labels) for label in labels})
+        return results

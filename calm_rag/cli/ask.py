@@ -51,8 +51,13 @@ def _render_answer(answer: Answer) -> None:
     for lang, letters in answer.votes.items():
         majority = answer.language_majorities.get(lang)
         mark = "" if majority is None or majority == answer.answer else " ≠"
-        table.add_row(lang, " ".join(letter or "-" for letter in letters), f"{majority or '-'}{mark}")
+        sources = answer.letter_sources.get(lang) or [None] * len(letters)
+        shown = [(letter or "-") + ("*" if source == "continuation" else "")
+                 for letter, source in zip(letters, sources)]
+        table.add_row(lang, " ".join(shown), f"{majority or '-'}{mark}")
     console.print(table)
+    if any(source == "continuation" for sources in answer.letter_sources.values() for source in sources):
+        console.print("[dim]* read after the answer label: the sample's text stated no answer[/]")
     shares = ", ".join(f"{label} {share:.0%}" for label, share in answer.distribution.items()) or "none parsed"
     consistency = "n/a" if answer.consistency is None else f"{answer.consistency:.2f}"
     console.print(f"Vote: {shares} | consistency {consistency} | {answer.model} ({answer.mode}) | "
@@ -100,6 +105,8 @@ def ask(
     mode: str = typer.Option("cot", help="cot: explain then answer (sampled); direct: exact letter distribution."),
     permute: bool = typer.Option(True, help="Rotate option order across samples (cancels letter bias)."),
     balanced: bool = typer.Option(False, help="Each language gets one vote, shared by its samples."),
+    continue_letters: bool = typer.Option(True, help="Multiple choice, cot: where a sample states no answer, read "
+                                                     "the letter after the answer label appended to its text."),
     temperature: float = typer.Option(0.7, help="Sampling temperature (0 = greedy)."),
     top_p: float = typer.Option(0.95, help="Nucleus sampling threshold."),
     max_new_tokens: int = typer.Option(256, help="Longest answer to generate."),
@@ -125,7 +132,8 @@ def ask(
     request.validate()  # bad input fails here, before any model loads
     qa_config = QAConfig(
         model=model, adapter=adapter, languages=tuple(parse_languages(languages)) if languages else None,
-        samples=samples, mode=mode, permute=permute, balanced=balanced, index=index,  # type: ignore[arg-type]
+        samples=samples, mode=mode, permute=permute, balanced=balanced,  # type: ignore[arg-type]
+        continue_letters=continue_letters, index=index,
         index_dir=Path(index_dir) if index_dir else None, top_k=top_k, embedder=embedder,
         engine=EngineConfig.from_settings(engine, device=device, plain_prompts=plain_prompts, base_url=base_url, api_key=api_key,
                              tokenizer=tokenizer),

@@ -61,6 +61,9 @@ def eval_command(
     continue_spans: bool | None = typer.Option(None, "--continue-spans/--no-continue-spans",
                                                help="Open questions: ask for the short span after the answer label "
                                                     "where a response has none (default: on)."),
+    continue_letters: bool | None = typer.Option(None, "--continue-letters/--no-continue-letters",
+                                                 help="Multiple choice, cot mode: read the letter after the answer "
+                                                      "label where a sample states none (default: on)."),
     config: str | None = typer.Option(None, help="TOML file whose 'eval' table holds these settings; flags win."),
     out: str | None = typer.Option(None, help="Write report.json, report.md and report.png here."),
     cache_dir: str | None = typer.Option(None, help="Cache of finished items, keyed by model, adapter, settings and "
@@ -89,7 +92,7 @@ def eval_command(
                  "top_k": top_k, "limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
                  "temperature": temperature, "mode": mode, "permute": permute, "balanced": balanced,
                  "embedder": embedder, "threshold": threshold,
-                 "continue_spans": continue_spans}
+                 "continue_spans": continue_spans, "continue_letters": continue_letters}
     progress = ProgressDisplay(err_console, log=not as_json)
     with progress:
         payload = evaluate_dataset(

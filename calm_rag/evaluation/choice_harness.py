@@ -61,6 +61,7 @@ class EvalRun:
             "data_hash": self.data_hash, "split": self.config.split, "languages": list(self.config.languages),
             "mode": self.config.mode, "samples": self.config.samples, "permute": self.config.permute,
             "balanced": self.config.balanced, "index": self.config.index,
+            "continue_letters": self.config.continue_letters if self.config.mode == "cot" else None,
             "top_k": self.config.top_k if self.config.index else None,
             "n_questions": summary.pop("questions"), **summary, "timings": self.timings, "cache": self.cache,
         }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from calm_rag.questions import ParallelQuestion
@@ -27,7 +27,8 @@ UNPARSED = "none"
 
 @dataclass(frozen=True)
 class ItemRecord:
-    """One question's evidence: language -> each sample's ballot, extracted letter and text."""
+    """One question's evidence: language -> each sample's ballot, extracted letter, text and where the letter
+    came from."""
 
     id: str
     gold: str | None
@@ -35,13 +36,16 @@ class ItemRecord:
     ballots: dict[str, list[dict[str, float]]]
     letters: dict[str, list[str | None]]
     texts: dict[str, list[str]]
+    letter_sources: dict[str, list[str | None]] = field(default_factory=dict)
+    """`ChoiceResponse.letter_source` per sample; empty in records cached before sources were kept."""
 
     @classmethod
     def from_responses(cls, question: ParallelQuestion, responses: Mapping[str, Sequence[ChoiceResponse]]) -> ItemRecord:
         return cls(question.id, question.answer, tuple(question.labels),
                    {lang: [r.ballot for r in items] for lang, items in responses.items()},
                    {lang: [r.letter for r in items] for lang, items in responses.items()},
-                   {lang: [r.text for r in items] for lang, items in responses.items()})
+                   {lang: [r.text for r in items] for lang, items in responses.items()},
+                   {lang: [r.letter_source for r in items] for lang, items in responses.items()})
 
     def outcome(self, balanced: bool = False) -> QuestionOutcome:
         ballots: dict[str, Sequence[Ballot]] = {lang: items for lang, items in self.ballots.items()}
@@ -50,14 +54,15 @@ class ItemRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "gold": self.gold, "labels": list(self.labels), "ballots": self.ballots,
-                "letters": self.letters, "texts": self.texts}
+                "letters": self.letters, "texts": self.texts, "letter_sources": self.letter_sources}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ItemRecord:
         return cls(str(data["id"]), data.get("gold"), tuple(data["labels"]),
                    {lang: [dict(b) for b in items] for lang, items in data["ballots"].items()},
                    {lang: list(items) for lang, items in data["letters"].items()},
-                   {lang: list(items) for lang, items in data.get("texts", {}).items()})
+                   {lang: list(items) for lang, items in data.get("texts", {}).items()},
+                   {lang: list(items) for lang, items in data.get("letter_sources", {}).items()})
 
 
 def _ordered(counts: Counter[str], labels: Sequence[str]) -> dict[str, int]:
@@ -96,6 +101,17 @@ def top_letter_share(counts: Mapping[str, int]) -> tuple[str, float] | None:
     return letter, parsed[letter] / total
 
 
+def continued_shares(records: Sequence[ItemRecord], languages: Sequence[str]) -> dict[str, float | None]:
+    """Per language, the share of samples whose letter was read after the answer label (the text stated
+    none): how much of the parse rate the continuation supplies. None for a language without samples."""
+    shares: dict[str, float | None] = {}
+    for lang in languages:
+        samples = sum(len(record.letters.get(lang, [])) for record in records)
+        continued = sum(record.letter_sources.get(lang, []).count("continuation") for record in records)
+        shares[lang] = continued / samples if samples else None
+    return shares
+
+
 def score(records: Sequence[ItemRecord], languages: Sequence[str], balanced: bool = False) -> dict[str, Any]:
     """The metrics of `calm_rag.metrics.summarize` plus the letter distribution and its most frequent letter
     (over every language's answers): a rising `top_letter_share` flags a gain that is one letter taking over.
@@ -105,6 +121,7 @@ def score(records: Sequence[ItemRecord], languages: Sequence[str], balanced: boo
     labels = list(dict.fromkeys(label for record in records for label in record.labels))
     summary = summarize(outcomes, languages)
     summary["letters"] = letter_distribution(outcomes, labels, languages)
+    summary["continued_by_language"] = continued_shares(records, languages)
     top = top_letter_share(summary["letters"]["overall"])
     summary["top_letter"], summary["top_letter_share"] = top if top else (None, None)
     summary["per_question"] = [

@@ -60,6 +60,9 @@ class EvalConfig:
     """Retrieval index name: each language's prompt gets passages retrieved by its own question."""
     index_dir: Path | None = None
     top_k: int = 5
+    continue_letters: bool = True
+    """cot mode only: read the letter after the answer label, appended to a sample's text, where that text
+    states none (`calm_rag.generation.choice_continuation`); off measures the model's own answers alone."""
 
     ranges: ClassVar[Mapping[str, Range]] = RANGES
 
@@ -80,17 +83,24 @@ class EvalConfig:
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(languages=self.languages, samples=self.samples, mode=self.mode, permute=self.permute,
-                              balanced=self.balanced, generation=self.generation())
+                              balanced=self.balanced, continue_letters=self.continue_letters,
+                              generation=self.generation())
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change the answers (cache key material): not limit, batch size or balancing,
-        which only select items, split work, or re-count cached ballots."""
+        which only select items, split work, or re-count cached ballots. In cot mode the letter rule is part
+        of it (the letters are stored, not how they were read), so cot caches from before the continuation
+        existed are not mixed with new ones; direct mode never continues, and its keys stay as they were."""
         generation = self.generation()
-        return {"split": self.split, "languages": list(self.languages), "mode": self.mode, "samples": self.samples,
-                "permute": self.permute, "index": self.index, "top_k": self.top_k if self.index else None,
-                "generation": None if self.mode == "direct" else {
-                    "max_new_tokens": generation.max_new_tokens, "temperature": generation.temperature,
-                    "top_p": generation.top_p, "seed": generation.seed}}
+        parts: dict[str, Any] = {
+            "split": self.split, "languages": list(self.languages), "mode": self.mode, "samples": self.samples,
+            "permute": self.permute, "index": self.index, "top_k": self.top_k if self.index else None,
+            "generation": None if self.mode == "direct" else {
+                "max_new_tokens": generation.max_new_tokens, "temperature": generation.temperature,
+                "top_p": generation.top_p, "seed": generation.seed}}
+        if self.mode == "cot":
+            parts["letters"] = "text, continued" if self.continue_letters else "text"
+        return parts
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalConfig:

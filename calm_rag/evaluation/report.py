@@ -211,6 +211,8 @@ def describe(run: Mapping[str, Any]) -> str:
                   f"threshold {run.get('threshold')}")
     else:
         method = f"mode {run['mode']}, samples {run['samples']}, permute {'on' if run['permute'] else 'off'}"
+        if run.get("continue_letters") is not None:
+            method += f", continued letters {'on' if run['continue_letters'] else 'off'}"
     return (f"{run_name(run)} on {run['data']} ({run['split'] or 'all'}, {run['n_questions']} questions, "
             f"{', '.join(run['languages'])}); {method}{retrieval}")
 

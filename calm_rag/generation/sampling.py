@@ -5,6 +5,10 @@ language sees the options rotated by i*K + k positions (see `Question.permuted`)
 answer is mapped back to the original labels before voting. Over the L*K samples every option
 appears in every position about equally often, which cancels a model's preference for one
 letter. In `direct` mode each "sample" is the exact label distribution of one rotation.
+
+In `cot` mode a sample whose text states no letter is continued after the answer label and its letter read
+there (`calm_rag.generation.choice_continuation`, on by default: `continue_letters`); each response records
+where its letter came from (`letter_source`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Generator
+from calm_rag.generation.choice_continuation import LetterSource, continued_letters
 from calm_rag.languages import PAPER_LANGUAGES, get_language
 from calm_rag.prompts import Mode, Passage, answer_prefill, mcq_messages
 from calm_rag.questions import ParallelQuestion, Question
@@ -32,6 +37,9 @@ class SamplingConfig:
     permute: bool = True
     balanced: bool = False
     """Language-balanced voting: each language's samples share one vote."""
+    continue_letters: bool = True
+    """cot mode: read the letter after the answer label, appended to the sample's own text, where that text
+    states none (one more batched direct-mode call); off leaves such samples unparsed."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:
@@ -74,6 +82,21 @@ def _slots(questions: Sequence[ParallelQuestion], config: SamplingConfig,
     return slots
 
 
+def _cot_letters(generator: Generator, slots: Sequence[_Slot], texts: Sequence[str], config: SamplingConfig
+                 ) -> tuple[list[str | None], list[LetterSource | None]]:
+    """Each cot sample's shown letter and its source: parsed from its text, else (with `continue_letters`) read
+    after the answer label appended to that text, all such samples in one call; None where neither gives one."""
+    letters = [extract_letter(text, slot.lang, slot.shown.choices) for slot, text in zip(slots, texts)]
+    sources: list[LetterSource | None] = ["text" if letter else None for letter in letters]
+    pending = [index for index, letter in enumerate(letters) if letter is None and config.continue_letters]
+    continued = continued_letters(generator, [slots[i].prompt for i in pending], [texts[i] for i in pending],
+                                  [slots[i].shown for i in pending], config.generation.batch_size)
+    for index, letter in zip(pending, continued):
+        if letter is not None:
+            letters[index], sources[index] = letter, "continuation"
+    return letters, sources
+
+
 def sample_choice_responses(generator: Generator, questions: Sequence[ParallelQuestion], config: SamplingConfig,
                      passages: Sequence[Sequence[Passage]] | None = None, progress: Progress | None = None
                      ) -> list[dict[str, list[ChoiceResponse]]]:
@@ -91,12 +114,14 @@ def sample_choice_responses(generator: Generator, questions: Sequence[ParallelQu
             best_shown = max(shown_distribution, key=shown_distribution.__getitem__)
             text = get_language(slot.lang).answer_line(best_shown, slot.shown.choice_text(best_shown))
             results[slot.question][slot.lang].append(ChoiceResponse(
-                slot.lang, text, slot.label_map[best_shown], slot.shown, slot.label_map, distribution, slot.prompt))
+                slot.lang, text, slot.label_map[best_shown], slot.shown, slot.label_map, distribution, slot.prompt,
+                "direct"))
     else:
         prompts = [generator.render(slot.prompt) for slot in slots]
-        for slot, text in zip(slots, generator.generate(prompts, config.generation, progress=progress)):
-            shown_letter = extract_letter(text, slot.lang, slot.shown.choices)
+        texts = generator.generate(prompts, config.generation, progress=progress)
+        shown_letters, sources = _cot_letters(generator, slots, texts, config)
+        for slot, text, shown_letter, source in zip(slots, texts, shown_letters, sources):
             letter = slot.label_map[shown_letter] if shown_letter else None
             results[slot.question][slot.lang].append(
-                ChoiceResponse(slot.lang, text, letter, slot.shown, slot.label_map, None, slot.prompt))
+                ChoiceResponse(slot.lang, text, letter, slot.shown, slot.label_map, None, slot.prompt, source))
     return results

@@ -29,6 +29,9 @@ class Answer:
     samples: int
     support: float
     """Share of the vote the consensus got."""
+    letter_sources: dict[str, list[str | None]] = field(default_factory=dict)
+    """Language -> where each sample's label came from: "text" (the model's own answer), "continuation"
+    (read after the answer label appended to a text that stated none), "direct" (direct mode), None (unparsed)."""
     abstained: bool = False
     message: str = ""
     adapter: str | None = None

@@ -58,6 +58,9 @@ class QAConfig:
     """Open questions: the embedder that clusters answers by meaning (default: settings.embedder)."""
     continue_spans: bool = True
     """Open questions: ask for the short span after the answer label when a response has none of its own."""
+    continue_letters: bool = True
+    """Multiple choice, cot mode: read the letter after the answer label where a sample's text states none
+    (`calm_rag.generation.choice_continuation`); the counterpart of `continue_spans`."""
     cluster_threshold: float = DEFAULT_THRESHOLD
     """Open questions: cosine similarity at which two answers count as the same (see calm_rag.voting.matching)."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -224,7 +227,7 @@ class CalmQA:
         sampling = SamplingConfig(
             languages=union, samples=samples or self.config.samples or self.settings.samples,
             mode=self.config.mode, permute=self.config.permute, balanced=self.config.balanced,
-            generation=self.config.generation)
+            continue_letters=self.config.continue_letters, generation=self.config.generation)
 
         hits = self._retrieve([q.question for q in sources], progress)
 
@@ -294,6 +297,7 @@ class CalmQA:
             question=source.question,
             choices=[{"label": c.label, "text": c.text} for c in source.choices],
             votes={lang: [r.letter for r in items] for lang, items in responses.items()},
+            letter_sources={lang: [r.letter_source for r in items] for lang, items in responses.items()},
             distribution=vote.distribution,
             consistency=vote.consistency,
             language_majorities=vote.language_majorities,

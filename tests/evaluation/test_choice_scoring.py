@@ -83,6 +83,21 @@ def test_soft_ballots_vote_by_probability_mass() -> None:
 
 def test_records_round_trip_through_json() -> None:
     assert [ItemRecord.from_json(r.to_json()) for r in RECORDS] == RECORDS
+    sourced = ItemRecord("q", "A", ("A", "B"), {"en": [{"A": 1.0}, {}]}, {"en": ["A", None]}, {"en": ["", "?"]},
+                         {"en": ["continuation", None]})
+    assert ItemRecord.from_json(sourced.to_json()) == sourced
+    assert score([sourced], ("en",))["continued_by_language"] == {"en": 0.5}
+    cached_before = {key: value for key, value in sourced.to_json().items() if key != "letter_sources"}
+    assert ItemRecord.from_json(cached_before).letter_sources == {}  # records cached before sources were kept
+
+
+def test_the_letter_continuation_is_part_of_the_cot_cache_key_only() -> None:
+    cot = EvalConfig(mode="cot").fingerprint()
+    assert cot != EvalConfig(mode="cot", continue_letters=False).fingerprint()
+    assert cot["letters"] == "text, continued"
+    # direct mode never continues: its key is the same either way, and has no new part
+    assert EvalConfig().fingerprint() == EvalConfig(continue_letters=False).fingerprint()
+    assert "letters" not in EvalConfig().fingerprint()
 
 
 def test_deltas_and_payload() -> None:

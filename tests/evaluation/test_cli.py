@@ -160,10 +160,20 @@ def test_index_gives_each_language_its_own_passages(dataset: Path, tiny_model: P
 
 
 def test_cot_mode_runs_and_counts_unparsed_answers(dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
-    payload = eval_json(dataset, "--model", tiny_model, "--languages", "en,de", "--limit", 1, "--mode", "cot",
-                        "--max-new-tokens", 3, "--cache-dir", tmp_path / "cache")
-    assert payload["mode"] == "cot" and payload["n_questions"] == 1
-    assert all(0.0 <= rate <= 1.0 for rate in payload["parse_rate_by_language"].values())
+    args = (dataset, "--model", tiny_model, "--languages", "en,de", "--limit", 1, "--mode", "cot",
+            "--max-new-tokens", 3, "--cache-dir", tmp_path / "cache")
+    payload = eval_json(*args)
+    assert payload["mode"] == "cot" and payload["n_questions"] == 1 and payload["continue_letters"] is True
+    # the random model writes no answer line in 3 tokens: every letter is read after the answer label
+    assert payload["parse_rate_by_language"] == {"en": 1.0, "de": 1.0}
+    assert payload["continued_by_language"] == {"en": 1.0, "de": 1.0}
+    off = eval_json(*args, "--no-continue-letters")
+    assert off["parse_rate_by_language"] == {"en": 0.0, "de": 0.0} and off["continue_letters"] is False
+    caches = sorted((tmp_path / "cache").glob("*.jsonl"))
+    assert len(caches) == 2  # the switch is part of the cache key: the runs never share answers
+    sources = {json.dumps(json.loads(path.read_text(encoding="utf-8"))["letter_sources"]) for path in caches}
+    assert sources == {json.dumps({"en": ["continuation"], "de": ["continuation"]}),
+                       json.dumps({"en": [None], "de": [None]})}
 
 
 def test_config_file_sets_defaults_and_flags_win(dataset: Path, tiny_model: Path, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ import pytest
 from calm_rag.errors import CalmRagError
 from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
 from calm_rag.pipelines.runnable import CalmQARunnable
-from tests.fakes import FakeGenerator, concept_encoder
+from tests.fakes import FakeGenerator, ScriptedChoiceGenerator, concept_encoder
 
 CHOICES = ["Blumenbeet", "Florida Keys", "Gezeitenbecken", "Korallenmeer", "Aquarium"]
 QUESTION = "Wo im Osten der USA findet man eine Anemone?"
@@ -58,6 +58,24 @@ def test_ask_batch_batches_across_questions() -> None:
     # one translation call: 2 questions + 5 shared options (translated once, cached) x 2 targets
     assert generator.generate_calls[0] == (2 + 5) * 2
     assert 2 * 3 * 2 in generator.generate_calls  # one sampling call: 2 questions x 3 languages x 2 samples
+
+
+@pytest.mark.parametrize("continue_letters", [True, False])
+def test_a_language_without_an_answer_line_still_votes_and_says_where_its_letter_came_from(
+        continue_letters: bool) -> None:
+    own_words = "Anemonen leben im Wasser, das bei Ebbe in Becken"
+    generator = ScriptedChoiceGenerator({"en": ["Answer: C"], "de": [own_words]},
+                                        continuations={"de": "Gezeitenbecken"})
+    qa = CalmQA(generator, QAConfig(languages=("en", "de"), samples=1, permute=False,  # type: ignore[arg-type]
+                                    continue_letters=continue_letters))
+    answer = qa.ask(QUESTION, "de", CHOICES).to_dict()
+    if continue_letters:
+        assert answer["votes"] == {"en": ["C"], "de": ["C"]} and answer["consistency"] == 1.0
+        assert answer["letter_sources"] == {"en": ["text"], "de": ["continuation"]}
+        assert answer["explanation"] == own_words  # the German sample's own words, not translated
+    else:
+        assert answer["votes"] == {"en": ["C"], "de": [None]} and generator.scored == []
+        assert answer["letter_sources"] == {"en": ["text"], "de": [None]}
 
 
 @pytest.mark.parametrize(("question", "lang", "choices", "message"), [
