@@ -75,13 +75,15 @@ def _response_record(response: ChoiceResponse) -> dict[str, Any]:
     return {"text": response.text, "letter": response.letter,
             "shown_letter": response.shown_label(response.letter) if response.letter else None,
             "distribution": response.distribution, "label_map": response.label_map,
-            "shown": response.shown.to_record(), "prompt": list(response.prompt)}
+            "shown": response.shown.to_record(), "prompt": list(response.prompt),
+            "letter_source": response.letter_source}
 
 
 def _response_from_record(lang: str, record: dict[str, Any], where: str) -> ChoiceResponse:
     return ChoiceResponse(lang=lang, text=record["text"], letter=record["letter"],
                     shown=Question.from_record(record["shown"], where=where), label_map=dict(record["label_map"]),
-                    distribution=record["distribution"], prompt=tuple(record["prompt"]))
+                    distribution=record["distribution"], prompt=tuple(record["prompt"]),
+                    letter_source=record.get("letter_source"))  # absent in samples cached before it was kept
 
 
 def judge(questions: Sequence[ParallelQuestion], responses: Sequence[dict[str, list[ChoiceResponse]]],
