@@ -85,10 +85,15 @@ WATER = ParallelQuestion("water", {
 }, "en", "B")
 
 
-def check_on_engine(generator: Any) -> list[ChoiceResponse]:
+def check_on_engine(generator: Any, reproducible: bool = True) -> list[ChoiceResponse]:
     """Sample WATER on a real engine (a tiny random model writes a few random tokens, never an answer line) and
     check each continued letter against the engine's own distribution after that sample's text and label,
-    mapped back through the sample's rotation."""
+    mapped back through the sample's rotation.
+
+    Then sample again with the continuation off: no letter comes from a continuation, and each letter is the one
+    the text states. Only a reproducible engine is also held to writing the same texts for the same seed:
+    llama.cpp's logits shift in the last bits with how its slots are batched and its prompt cache, and the tiny
+    random model's near-flat distribution turns that into other tokens (CI saw it)."""
     generation = GenerationConfig(max_new_tokens=6, temperature=1.0, seed=3)
     config = SamplingConfig(languages=("en", "de"), samples=2, permute=True, generation=generation)
     responses = [r for items in sample_choice_responses(generator, [WATER], config)[0].values() for r in items]
@@ -98,12 +103,21 @@ def check_on_engine(generator: Any) -> list[ChoiceResponse]:
         assert extract_letter(response.text, response.lang, response.shown.choices) is None
         prompt = generator.render(response.prompt, prefill=continuation_prefill(response.text, response.lang))
         [distribution] = generator.label_distributions([prompt], [response.shown.labels])
-        assert response.letter == response.label_map[max(distribution, key=distribution.get)]
+        if reproducible:
+            assert response.letter == response.label_map[max(distribution, key=distribution.get)]
+        else:  # the same argmax up to the last bits the engine moves between calls
+            assert distribution[response.shown_label(response.letter)] >= max(distribution.values()) - 1e-3
     off = sample_choice_responses(generator, [WATER], SamplingConfig(
         languages=("en", "de"), samples=2, permute=True, generation=generation, continue_letters=False))[0]
     alone = [r for items in off.values() for r in items]
-    assert [r.text for r in alone] == [r.text for r in responses]  # same seed, same samples
-    assert [r.letter for r in alone] == [None if r.letter_source == "continuation" else r.letter for r in responses]
+    for response in alone:
+        stated = extract_letter(response.text, response.lang, response.shown.choices)
+        assert response.letter == (None if stated is None else response.label_map[stated])
+        assert response.letter_source == (None if stated is None else "text")
+    if reproducible:
+        assert [r.text for r in alone] == [r.text for r in responses]  # same seed, same samples
+        assert [r.letter for r in alone] == [None if r.letter_source == "continuation" else r.letter
+                                             for r in responses]
     return responses
 
 
