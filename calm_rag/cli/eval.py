@@ -48,6 +48,9 @@ def eval_command(
     index_dir: str | None = typer.Option(None, help="Where indexes live (default: ./indexes)."),
     top_k: int | None = typer.Option(None, min=1, help="Passages per prompt with --index (default: 5)."),
     limit: int | None = typer.Option(None, help="Only the first N questions of the split."),
+    dev: int | None = typer.Option(None, "--dev", min=0,
+                                   help="Multiple choice: only the N questions `calm-rag train --dev N` holds out of "
+                                        "the same split, languages and --limit (its dev split)."),
     batch_size: int | None = typer.Option(None, min=1, help="Prompts per forward/generate call (default: 16)."),
     max_new_tokens: int | None = typer.Option(None, min=1, help="Generated answers (cot mode, open questions): "
                                                                 "longest answer (default: 384 cot, 192 open)."),
@@ -89,7 +92,7 @@ def eval_command(
     from calm_rag.evaluation.report import rich_tables
 
     overrides = {"split": split, "languages": languages, "samples": samples, "index": index, "index_dir": index_dir,
-                 "top_k": top_k, "limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                 "top_k": top_k, "limit": limit, "dev_questions": dev, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
                  "temperature": temperature, "mode": mode, "permute": permute, "balanced": balanced,
                  "embedder": embedder, "threshold": threshold,
                  "continue_spans": continue_spans, "continue_letters": continue_letters}

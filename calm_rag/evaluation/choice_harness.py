@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from calm_rag.config import Settings, load_settings
+from calm_rag.data.dev_split import split_dev
 from calm_rag.data.parallel import dataset_hash, load_parallel_dataset
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation.cache import ItemCache
@@ -63,6 +64,7 @@ class EvalRun:
             "balanced": self.config.balanced, "index": self.config.index,
             "continue_letters": self.config.continue_letters if self.config.mode == "cot" else None,
             "top_k": self.config.top_k if self.config.index else None,
+            "dev_questions": self.config.dev_questions or None,
             "n_questions": summary.pop("questions"), **summary, "timings": self.timings, "cache": self.cache,
         }
 
@@ -167,6 +169,8 @@ def run_evaluation(data: Path, config: EvalConfig, *, model: str, adapter: Path 
     Returns the runs, the adapter run first. Input is checked before the model is loaded."""
     settings = settings or load_settings()
     questions = load_parallel_dataset(data, config.languages, config.split, config.limit)
+    if config.dev_questions:
+        questions = split_dev(questions, config.dev_questions)[1]
     data_hash = dataset_hash(data, config.languages)
     index = open_index(config, settings) if config.index else None
 

@@ -28,6 +28,7 @@ from calm_rag.prompts import Mode
 from calm_rag.voting import DEFAULT_THRESHOLD, ClusterConfig
 
 RANGES: dict[str, Range] = {"samples": (1, None), "batch_size": (1, None), "max_new_tokens": (1, None),
+                             "dev_questions": (0, None),
                              "temperature": (0, None), "seed": (0, None), "top_k": (1, None)}
 """Single-setting ranges of both eval configs, checked with the types (`calm_rag.config.check_values`); a
 non-positive --limit is the dataset reader's to refuse (`calm_rag.data.parallel.check_limit`)."""
@@ -50,6 +51,9 @@ class EvalConfig:
     """Language-balanced vote (each language's samples share one vote)."""
     limit: int | None = None
     """First N questions of the split only."""
+    dev_questions: int = 0
+    """Only the questions `calm-rag train --dev N` holds out of the same selection (split, languages, limit):
+    a checkpoint is judged on the dev split, on any engine, and the test split stays untouched. 0: all."""
     batch_size: int = 16
     max_new_tokens: int = 384
     """cot mode only: room for the explanation and the answer line."""
@@ -87,7 +91,7 @@ class EvalConfig:
                               generation=self.generation())
 
     def fingerprint(self) -> dict[str, Any]:
-        """The settings that change the answers (cache key material): not limit, batch size or balancing,
+        """The settings that change the answers (cache key material): not limit, dev, batch size or balancing,
         which only select items, split work, or re-count cached ballots. In cot mode the letter rule is part
         of it (the letters are stored, not how they were read), so cot caches from before the continuation
         existed are not mixed with new ones; direct mode never continues, and its keys stay as they were."""

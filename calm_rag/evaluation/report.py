@@ -25,7 +25,7 @@ SCALARS = ("mean_accuracy", "mean_exact_match", "vote_accuracy", "vote_exact_mat
            "top_letter_share")
 PER_LANGUAGE = ("accuracy_by_language", "exact_match_by_language", "parse_rate_by_language",
                 "short_span_rate_by_language")
-COMPARABLE = ("data_hash", "split", "languages", "n_questions")
+COMPARABLE = ("data_hash", "split", "languages", "n_questions", "dev_questions")
 """What must match for two runs' numbers to be compared."""
 
 
@@ -74,7 +74,8 @@ def build_payload(run: dict[str, Any], baseline: dict[str, Any] | None = None) -
     mismatched = [key for key in COMPARABLE if run.get(key) != baseline.get(key)]
     if mismatched:
         raise CalmRagError(f"cannot compare with baseline {baseline.get('label')!r}: it differs in "
-                           f"{', '.join(mismatched)} (evaluate both on the same data, split, languages and --limit)")
+                           f"{', '.join(mismatched)} (evaluate both on the same data, split, languages, --limit "
+                           "and --dev)")
     return {**run, "baseline": baseline, "delta": deltas(run, baseline)}
 
 
@@ -213,7 +214,8 @@ def describe(run: Mapping[str, Any]) -> str:
         method = f"mode {run['mode']}, samples {run['samples']}, permute {'on' if run['permute'] else 'off'}"
         if run.get("continue_letters") is not None:
             method += f", continued letters {'on' if run['continue_letters'] else 'off'}"
-    return (f"{run_name(run)} on {run['data']} ({run['split'] or 'all'}, {run['n_questions']} questions, "
+    held_out = f" held out by --dev {run['dev_questions']}" if run.get("dev_questions") else ""
+    return (f"{run_name(run)} on {run['data']} ({run['split'] or 'all'}, {run['n_questions']} questions{held_out}, "
             f"{', '.join(run['languages'])}); {method}{retrieval}")
 
 

@@ -22,7 +22,7 @@ from calm_rag.evaluation.report import build_payload, load_report
 from calm_rag.generation.engines import EngineConfig
 
 CHOICE_ONLY = {"mode": "--mode", "permute": "--permute/--no-permute", "balanced": "--balanced/--unbalanced",
-               "continue_letters": "--continue-letters/--no-continue-letters"}
+               "continue_letters": "--continue-letters/--no-continue-letters", "dev_questions": "--dev"}
 OPEN_ONLY = {"embedder": "--embedder", "threshold": "--threshold", "continue_spans": "--continue-spans/--no-continue-spans"}
 
 

@@ -8,8 +8,7 @@ way it measures by default (one unrotated direct answer per language, the letter
 next-token logits): each language's accuracy against gold, their mean, the soft cross-lingual vote's
 accuracy and the consistency. So the dev curve is an early reading of the final eval.
 
-Which questions are held out is seeded by a constant (`DEV_SEED`), not by `seed`: runs that differ in their
-seed, lr or beta are compared on the same dev questions.
+Which questions are held out is `calm_rag.data.dev_split`'s choice, the one `calm-rag eval --dev` makes too.
 
 Each measurement is appended to `round-N/dev.jsonl` (written atomically) as it comes: a resumed DPO keeps
 the measurements up to its checkpoint's step and measures again only the epochs after it.
@@ -17,13 +16,11 @@ the measurements up to its checkpoint's step and measures again only the epochs 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from calm_rag.data.jsonl import read_records, write_jsonl
-from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Generator
 from calm_rag.generation.sampling import SamplingConfig, sample_choice_responses
 from calm_rag.generation.transformers_engine import TransformersGenerator
@@ -33,24 +30,8 @@ from calm_rag.training.config import CalmTrainConfig
 from calm_rag.voting.metrics import QuestionOutcome, summarize
 from calm_rag.voting.vote import vote_choice_responses
 
-DEV_SEED = 17
-"""Seeds the choice of the held-out questions (independent of the run's `seed`, see the module docstring)."""
-
 REPORTED = ("accuracy_by_language", "mean_accuracy", "vote_accuracy", "consistency")
 """What each dev measurement keeps of `calm_rag.voting.metrics.summarize`."""
-
-
-def split_dev(questions: Sequence[ParallelQuestion], count: int
-              ) -> tuple[list[ParallelQuestion], list[ParallelQuestion]]:
-    """(training questions, dev questions), each in the selection's order; `count` questions held out."""
-    if count == 0:
-        return list(questions), []
-    if count >= len(questions):
-        raise CalmRagError(f"--dev {count} would hold out all {len(questions)} selected questions and leave none to "
-                           "train on; choose a smaller --dev")
-    held = set(random.Random(DEV_SEED).sample(range(len(questions)), count))
-    return ([question for index, question in enumerate(questions) if index not in held],
-            [question for index, question in enumerate(questions) if index in held])
 
 
 def measure_dev(generator: Generator, questions: Sequence[ParallelQuestion], config: CalmTrainConfig,

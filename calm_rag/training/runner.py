@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from calm_rag.config import load_settings
+from calm_rag.data.dev_split import split_dev
 from calm_rag.data.jsonl import read_json, read_records, write_json, write_jsonl
 from calm_rag.data.open import is_open_dataset, load_open_dataset
 from calm_rag.data.parallel import dataset_hash, load_parallel_dataset
@@ -43,7 +44,7 @@ from calm_rag.questions import ParallelQuestion
 from calm_rag.training import modeling
 from calm_rag.training.artifacts import RunFolder, copy_adapter, library_versions
 from calm_rag.training.config import DPO_MEMORY_SETTINGS, CalmTrainConfig
-from calm_rag.training.dev_check import DevLog, dev_callback, split_dev
+from calm_rag.training.dev_check import DevLog, dev_callback
 from calm_rag.training.dpo import train_dpo
 from calm_rag.training.pairs_file import load_pairs_file, select_pairs
 from calm_rag.training.plot import plot_training

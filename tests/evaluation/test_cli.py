@@ -184,12 +184,31 @@ def test_config_file_sets_defaults_and_flags_win(dataset: Path, tiny_model: Path
     assert payload["languages"] == ["en", "fr"] and payload["split"] is None and payload["n_questions"] == 2
 
 
+def test_dev_evaluates_the_questions_train_holds_out(dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
+    from calm_rag.data.dev_split import split_dev
+    from calm_rag.data.parallel import load_parallel_dataset
+
+    held = [question.id for question in split_dev(load_parallel_dataset(dataset, ("en", "de"), "test", None), 2)[1]]
+    common = (dataset, "--model", tiny_model, "--languages", "en,de", "--cache-dir", tmp_path / "cache")
+    payload = eval_json(*common, "--dev", 2, "--out", tmp_path / "dev")
+    assert [row["id"] for row in payload["per_question"]] == held and len(held) == 2
+    assert payload["n_questions"] == 2 and payload["dev_questions"] == 2
+    assert "held out by --dev 2" in (tmp_path / "dev" / "report.md").read_text(encoding="utf-8")
+
+    first_two = eval_json(*common, "--limit", 2, "--out", tmp_path / "limited")  # as many questions, not the same
+    assert first_two["dev_questions"] is None
+    result = run_eval(*common, "--dev", 2, "--compare-to", tmp_path / "limited" / "report.json")
+    assert result.exit_code == 2 and "differs in dev_questions" in result.stderr
+    assert eval_json(*common, "--dev", 2, "--compare-to", tmp_path / "dev" / "report.json")["delta"]
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (("--split", "dev"), "unknown split 'dev'"),
     (("--languages", "en,ja"), "has no ja file"),
     (("--limit", "0"), "--limit must be a positive integer"),
     (("--languages", "en,xx"), "unknown language code 'xx'"),
     (("--samples", "3"), "add --permute"),
+    (("--dev", "3"), "--dev 3 would hold out all 3 selected questions"),
     (("--compare-to", "base"), "needs --adapter"),
     (("--compare-to", "missing.json"), "cannot read baseline report"),
     (("--adapter", "runs/no-such-adapter"), "adapter runs/no-such-adapter not found"),

@@ -154,6 +154,7 @@ def test_compare_to_base(open_data: Path, tiny_lm_path: Path, tiny_embedder_path
     (("--split", "test"), "unknown split 'test'"),
     (("--languages", "en,fr"), "has no fr questions; it has: de, en"),
     (("--compare-to", "base"), "needs --adapter"),
+    (("--dev", "1"), "multiple-choice datasets only: --dev"),
 ])
 def test_bad_input_is_one_line_and_exit_2(xquad: Path, tiny_lm_path: Path, tiny_embedder_path: Path,
                                           tmp_path: Path, extra: tuple[str, ...], message: str) -> None:

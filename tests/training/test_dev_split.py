@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from calm_rag.cli import app
+from calm_rag.data.dev_split import split_dev
 from calm_rag.errors import CalmRagError
 from calm_rag.questions import ParallelQuestion
 from calm_rag.training import dev_check
-from calm_rag.training.dev_check import split_dev
 from tests.cli_errors import one_line_exit_2
 from tests.training.conftest import write_dataset, write_open_dataset
 
