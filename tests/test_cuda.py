@@ -1,4 +1,4 @@
-"""The CUDA paths: batched scoring and generation, LoRA-DPO training and eval on a GPU.
+"""The CUDA paths: batched scoring and generation, LoRA-DPO training and eval, shared-prefix DPO on a GPU.
 
 CI has no GPU, so these skip there; run them where one is present (`make test-cuda`). They compare the
 GPU against the CPU on the same tiny random model, because a device or dtype slip (a tensor left on the
@@ -20,6 +20,13 @@ from calm_rag.cli import app
 from calm_rag.generation.base import GenerationConfig
 from calm_rag.generation.transformers_engine import TransformersGenerator
 from tests.training.conftest import FAST_RECIPE, write_dataset
+from tests.training.test_shared_prefix import (
+    DIRECT_PAIRS,
+    OPEN_PAIRS,
+    _batch,
+    _trainers,
+    assert_same_loss_and_gradients,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 runner = CliRunner()
@@ -110,3 +117,15 @@ def test_lora_dpo_on_cuda_then_eval_with_the_adapter(tmp_path: Path, tiny_lm_pat
     payload = json.loads(report.stdout)
     assert payload["n_questions"] == 4 and set(payload["accuracy_by_language"]) == {"en", "de", "zh"}
     assert payload["baseline"]["n_questions"] == 4 and payload["baseline"]["adapter"] is None
+
+
+@pytest.mark.parametrize("pairs", [DIRECT_PAIRS, OPEN_PAIRS], ids=["direct", "cot"])
+def test_shared_prefix_dpo_on_cuda_equals_trl(tiny_lm_path: Path, tmp_path: Path, pairs: list[tuple[str, str, str]]
+                                              ) -> None:
+    """The shared-prefix DPO forward equals TRL's on the GPU kernels too: its prefix pass, copied key/value cache and
+    suffix pass with explicit positions take other CUDA attention and matmul paths than TRL's two full sequences."""
+    plain, shared = _trainers(tiny_lm_path, tmp_path, pairs, use_cpu=False)
+    assert {next(trainer.model.parameters()).device.type for trainer in (plain, shared)} == {"cuda"}
+    # float32 at torch's default "highest" matmul precision (no TF32), so the CPU test's tolerances apply as they are
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert_same_loss_and_gradients(plain, shared, plain._prepare_inputs(_batch(plain)))

@@ -5,6 +5,7 @@ import torch
 
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig
+from calm_rag.generation.loading import load_causal_lm
 from calm_rag.generation.transformers_engine import TransformersGenerator
 from calm_rag.prompts import answer_prefill, mcq_messages
 from calm_rag.questions import Question, make_choices
@@ -78,3 +79,9 @@ def test_adapter_is_merged_unless_it_must_stay_switchable(tiny_lm_path: Path, tm
     prompts = [merged.render([{"role": "user", "content": "Which option? A or B"}])]
     assert merged.label_distributions(prompts, [("A", "B")])[0] == pytest.approx(
         switchable.label_distributions(prompts, [("A", "B")])[0], abs=1e-4)
+
+
+def test_models_load_without_hub_kernels(tiny_lm_path: Path) -> None:
+    """transformers would switch them on (and fetch layer code from the Hub on CUDA, failing offline)."""
+    model, _ = load_causal_lm(tiny_lm_path, device="cpu")
+    assert model.use_kernels is False

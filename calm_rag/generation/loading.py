@@ -40,13 +40,18 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_causal_lm(path: Path, *, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """(model on `device`, tokenizer) from a local folder; shared by answering and training."""
+    """(model on `device`, tokenizer) from a local folder; shared by answering and training.
+
+    Hub kernels stay off. Recent transformers turn them on whenever the `kernels` package is installed (it is a
+    dependency of transformers now), and on CUDA `model.train()` then fetches layer code from the Hub: offline
+    that raises, online it runs code that no local file pins.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = pick_device(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, target))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, target), use_kernels=False)
     except (OSError, ValueError) as error:
         raise CalmRagError(f"cannot load model from {path}: {error}".splitlines()[0]) from None
     return model.to(target), tokenizer
