@@ -15,12 +15,19 @@ a rotation of its own that puts the consensus option at the next letter in turn 
 the pairs): the letters of the chosen answers are then uniform, and no letter can stand in for the
 content. Without this, one rotation per language confounds letters with agreement: the answers that
 disagree with the consensus are mostly the model's favourite positions, so the chosen ones are mostly
-the others, and a real run learned to answer "A" or "E" to everything (docs/results.md). Rows are
-conversational prompt/chosen/rejected, as TRL's DPOTrainer takes them.
+the others, and a real run learned to answer "A" or "E" to everything (docs/results.md).
+
+The rejected letters are balanced too. A rotation moves both options of a pair by the same shift, so the
+rejected option stays a fixed number of places after the consensus (its offset); the turn is therefore kept
+per offset, and within each offset the chosen letters cycle A, B, C, ... and the rejected ones with them.
+A letter rejected more often than chosen is a letter the pairs teach against whatever the question: a
+full-split run whose pairs rejected E 370 and C 292 times (chosen 332 each) drifted to C (docs/results.md).
+Rows are conversational prompt/chosen/rejected, as TRL's DPOTrainer takes them.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +117,14 @@ def rotated_with(question: Question, option: str, position: int) -> ChoiceRespon
     return ChoiceResponse(question.lang, "", option, shown, label_map)
 
 
+def offset(plan: ChoicePairPlan) -> tuple[int, int]:
+    """(option count, places from the consensus option to the rejected one in the original order): what no
+    rotation changes, so the key under which a direct pair takes its turn of positions."""
+    labels = original_question(plan.rejected).labels
+    assert plan.rejected.letter is not None
+    return len(labels), (labels.index(plan.rejected.letter) - labels.index(plan.majority)) % len(labels)
+
+
 def _direct_pair(plan: ChoicePairPlan, position: int) -> PreferencePair:
     """A direct-mode pair shown with the consensus option at `position` (see the module docstring)."""
     assert plan.rejected.letter is not None
@@ -135,11 +150,14 @@ def realize_choice_pairs(plans: Sequence[ChoicePairPlan], mode: Mode = "cot", tr
             explanations[id(plan)] = text
     pairs: list[PreferencePair] = []
     pending: list[ChoicePairPlan] = []
+    turns: Counter[tuple[int, int]] = Counter()
     for plan in plans:
         rejected = plan.rejected
         assert rejected.letter is not None
         if mode == "direct" or plan.chosen is None:
-            pairs.append(_direct_pair(plan, len(pairs) % len(rejected.shown.labels)))
+            key = offset(plan)
+            pairs.append(_direct_pair(plan, turns[key] % key[0]))
+            turns[key] += 1
             continue
         if plan.needs_translation and id(plan) not in explanations:
             pending.append(plan)

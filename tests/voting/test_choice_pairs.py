@@ -1,3 +1,5 @@
+from collections import Counter
+
 from calm_rag.generation.translation import Translator
 from calm_rag.prompts import mcq_messages
 from calm_rag.questions import Question, make_choices
@@ -82,3 +84,17 @@ def test_direct_pairs_spread_the_chosen_letter_over_every_position() -> None:
 def test_unanimous_question_yields_no_pairs() -> None:
     responses = {"de": [response(DE, "Antwort: B", "B")], "en": [response(EN, "Answer: B", "B")]}
     assert plan_choice_pairs("q1", responses, "B") == []
+
+
+def test_direct_pairs_balance_the_rejected_letters_too() -> None:
+    """The rejected letter is the chosen one moved by the pair's offset, which no rotation changes; taking turns
+    per offset makes both sides uniform, where one turn for all pairs left the rejected side skewed."""
+    wrong = {"A": response(DE, "", "A"), "C": response(DE, "", "C")}  # consensus B: A is 2 places on, C 1
+    plans = plan_choice_pairs("q1", {"de": [wrong[letter] for letter in "AACAACAAC"]}, "B", mode="direct")
+    pairs, _ = realize_choice_pairs(plans, mode="direct")
+
+    def letters(side: str) -> Counter[str]:
+        return Counter(getattr(pair, side)[0]["content"].removeprefix("Antwort: ")[0] for pair in pairs)
+
+    assert letters("chosen") == letters("rejected") == {"A": 3, "B": 3, "C": 3}
+    assert all(pair.chosen[0]["content"].endswith(") Krankenhaus") for pair in pairs)
