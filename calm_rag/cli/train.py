@@ -57,6 +57,16 @@ def train(
     dev: int | None = typer.Option(None, "--dev", min=0, help="Hold out N of the selected questions as a dev split "
                                                              "(never trained on); their direct-mode accuracy is "
                                                              "measured before training and after each DPO epoch."),
+    dev_check: bool | None = typer.Option(None, "--dev-check/--no-dev-check",
+                                          help="Measure the --dev questions during DPO (default). Off, they are only "
+                                               "held out: the check runs in transformers and on a small CPU costs "
+                                               "more than the DPO; `calm-rag eval DATASET --split train --dev N "
+                                               "--adapter CHECKPOINT` measures them on any engine."),
+    samples_from: str | None = typer.Option(None, "--samples-from", help="Multiple-choice runs: round 1 reads the "
+                                                                         "training questions' samples from an "
+                                                                         "earlier train run's samples.jsonl "
+                                                                         "instead of sampling, then votes and "
+                                                                         "plans pairs with this run's settings."),
     sample_chunk: int | None = typer.Option(None, "--sample-chunk", min=1, help="Questions per sampling chunk "
                                                                                "(each is saved when done, so "
                                                                                "--resume keeps it; default 64)."),
@@ -106,7 +116,8 @@ def train(
         min_support=min_support, min_margin=min_margin, embedder=embedder, cluster_threshold=threshold,
         epochs=epochs, learning_rate=learning_rate,
         batch_size=batch_size, max_length=max_length, beta=beta, seed=seed, device=device, dtype=dtype,
-        engine=engine, base_url=base_url, dev_questions=dev, sample_chunk=sample_chunk)
+        engine=engine, base_url=base_url, dev_questions=dev, sample_chunk=sample_chunk, dev_check=dev_check,
+        samples_from=samples_from)
     name = Path(pairs).stem if pairs else Path(dataset or "dataset").name
     target = Path(out) if out else Path("runs") / f"{name}-calm"
 

@@ -3,10 +3,12 @@
 A run's work folder holds one folder per round:
 
     work/round-1/samples.chunks/ sampled responses, one file per finished chunk of questions (see sampling_chunks.py)
-    work/round-1/samples.jsonl   all sampled responses (the chunks joined, once sampling finishes)
+    work/round-1/samples.jsonl   all sampled responses (the chunks joined, once sampling finishes; in round 1 with
+                                 --samples-from, an earlier run's answers voted again: see reuse_samples.py)
     work/round-1/pairs.jsonl     preference pairs (after translation, in cot mode)
     work/round-1/checkpoints/    Trainer checkpoints (adapter, optimizer, scheduler, RNG)
-    work/round-1/dev.jsonl       dev-split accuracy before training and after each DPO epoch (see dev_check.py)
+    work/round-1/dev.jsonl       dev-split accuracy before training and after each DPO epoch (see dev_check.py;
+                                 none with --no-dev-check)
     work/round-1/adapter/        the round's trained adapter
     work/round-1/round.json      the round's metrics: written last, it marks the round complete
 
@@ -54,6 +56,7 @@ from calm_rag.training.report import (
     round_metrics,
     target_letters,
 )
+from calm_rag.training.reuse_samples import describe, read_samples_file
 from calm_rag.training.rounds import ChoiceRound, OpenRound, RoundKind, Samples
 from calm_rag.training.sampling_chunks import sample_in_chunks
 from calm_rag.voting import CachedEncoder
@@ -85,7 +88,8 @@ class _Run:
                  progress: StageProgress | None, notify: Notify | None, dev: Sequence[ParallelQuestion] = ()) -> None:
         self.config = config
         self.dev = dev
-        """Held-out questions measured before training and after each DPO epoch (see dev_check.py)."""
+        """Held-out questions, measured before training and after each DPO epoch unless `config.dev_check` is off
+        (see dev_check.py)."""
         self.folder = folder
         self.resolved = resolved
         self.adapter = adapter
@@ -149,8 +153,9 @@ class _Run:
         directory = self.round_dir(number)
         began = time.monotonic()
         dev = DevLog(directory / "dev.jsonl")
-        callbacks = [dev_callback(self.dev, self.config, loaded.tokenizer, dev, stage=f"round {number}",
-                                  progress=self.progress, notify=self.say)] if self.dev else []
+        measured = self.dev if self.config.dev_check else ()  # --no-dev-check: held out, measured by eval later
+        callbacks = [dev_callback(measured, self.config, loaded.tokenizer, dev, stage=f"round {number}",
+                                  progress=self.progress, notify=self.say)] if measured else []
         loaded.model, result = train_dpo(loaded.model, loaded.tokenizer, pairs, self.config,
                                          directory / "checkpoints", progress=self.progress,
                                          stage=f"round {number}: DPO", callbacks=callbacks,
@@ -236,15 +241,20 @@ def _restart_dpo(run: _Run, adjusted: Sequence[str]) -> None:
             "DPO starts over")
 
 
-def _cached_round(run: _Run, number: int, kind: RoundKind[Samples]
+def _cached_round(run: _Run, number: int, kind: RoundKind[Samples], given: list[dict[str, Any]] | None = None
                   ) -> tuple[list[Samples], list[dict[str, Any]], dict[str, Any]]:
-    """The round's samples and pairs, from the cache when present; and how long each took."""
+    """The round's samples and pairs, from the cache when present; and how long each took. `given`: the
+    round's sample records read from `--samples-from` (nothing is sampled then)."""
     directory = run.round_dir(number)
     timings: dict[str, Any] = {}
     samples_file, pairs_file = directory / "samples.jsonl", directory / "pairs.jsonl"
     if samples_file.is_file():
         samples = kind.reload(read_records(samples_file), str(samples_file))
         run.say(f"round {number}: reused the cached samples")
+    elif given is not None:  # voted again with this run's settings, and kept so
+        samples = kind.reload(given, str(run.config.samples_from))
+        write_jsonl(samples_file, [item.to_record(number) for item in samples])
+        run.say(f"round {number}: samples read from {run.config.samples_from} (nothing sampled)")
     else:
         began = time.monotonic()
         records, reused = sample_in_chunks(kind, partial(run.generator, number), number, run.config, samples_file,
@@ -277,6 +287,8 @@ def _load_questions(dataset: Path | str, config: CalmTrainConfig, split: str | N
                            "letters; use --mode cot")
     if config.dev_questions:
         raise CalmRagError("--dev measures direct-mode accuracy on option letters; open questions have none")
+    if config.samples_from:
+        raise CalmRagError(f"--samples-from reads multiple-choice samples; {dataset} holds open questions")
     questions = load_open_dataset(dataset, config.languages, split=split, limit=limit)
     config = replace(config, embedder=config.embedder or load_settings().embedder)
     return questions, [], OpenRound(questions, config, CachedEncoder(load_encoder(config.embedder))), config
@@ -290,9 +302,12 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
     Multiple-choice questions vote on letters; open questions (no `choices`) vote by clustering the answers'
     meanings with the embedder (`config.embedder`)."""
     questions, dev, kind, config = _load_questions(dataset, config, split, limit)
+    given = read_samples_file(config.samples_from, kind.questions, dev, config) if config.samples_from else None
     config, resolved, start, folder = _prepare(config, out, adapter, resume, overwrite)
     source: dict[str, Any] = {"dataset": str(Path(dataset).resolve()), "split": split, "limit": limit,
                               "questions": len(questions), "data_hash": dataset_hash(dataset, config.languages)}
+    if config.samples_from:
+        source.update(describe(config.samples_from))
     if dev:
         source["dev_questions"] = [question.id for question in dev]
     adjusted = _check_spec(folder, _spec("train", config, source, resolved, start))
@@ -306,7 +321,7 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
         if marker.is_file():
             rounds.append(read_json(marker))
         else:
-            samples, pairs, timings = _cached_round(run, number, kind)
+            samples, pairs, timings = _cached_round(run, number, kind, given if number == 1 else None)
             if not pairs and number == 1:
                 folder.discard()  # nothing was trained: leave nothing behind, like any other bad input
                 raise CalmRagError(f"nothing to train: no preference pairs, because {kind.no_pairs_reason(samples)}")
@@ -338,6 +353,8 @@ def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainCon
     measured before training and after each epoch."""
     if config.rounds > 1:
         raise CalmRagError("--rounds > 1 needs a dataset to sample from; with --pairs the model trains once")
+    if config.samples_from:
+        raise CalmRagError("--samples-from replaces the sampling of a dataset run; --pairs samples nothing")
     if config.dev_questions and dataset is None:
         raise CalmRagError("--dev with --pairs needs the dataset the pairs were sampled from, to hold out the "
                            "same dev questions: calm-rag train DATASET --split ... --pairs FILE --dev N")
