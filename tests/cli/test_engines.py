@@ -62,7 +62,9 @@ def test_eval_on_llamacpp_matches_transformers_and_caches_apart(model_with_gguf:
 
 def test_train_samples_on_llamacpp_with_the_previous_rounds_adapter(model_with_gguf: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "fast.toml"
-    recipe.write_text(FAST_RECIPE, encoding="utf-8")
+    # a large step: the pairs are letter-balanced on both sides, so no shared letter bias moves every prompt,
+    # and at the recipe's 1e-3 the adapter moved the scores by about as much as the 1e-3 threshold below
+    recipe.write_text(FAST_RECIPE.replace("learning_rate = 1e-3", "learning_rate = 2e-2"), encoding="utf-8")
     data = write_dataset(tmp_path / "data")
     out = tmp_path / "run"
     result = runner.invoke(app, ["train", str(data), "--split", "train", "--mode", "direct", "--samples", "2",
