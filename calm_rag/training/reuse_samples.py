@@ -33,14 +33,15 @@ from typing import Any
 from calm_rag.data.jsonl import read_records
 from calm_rag.errors import CalmRagError
 from calm_rag.questions import ParallelQuestion
-from calm_rag.training.choice_round import samples_from_records
+from calm_rag.training.choice_round import QuestionSamples, samples_from_records
 from calm_rag.training.config import CalmTrainConfig
 
 
 def read_samples_file(path: Path, questions: Sequence[ParallelQuestion], dev: Sequence[ParallelQuestion],
-                      config: CalmTrainConfig) -> list[dict[str, Any]]:
-    """The round-1 record of each of `questions` (the training questions), in their order and limited to this
-    run's languages: what this run's round 1 keeps as its samples. `dev`: the questions held out with --dev."""
+                      config: CalmTrainConfig) -> list[QuestionSamples]:
+    """Round 1's samples of `questions` (the training questions), in their order: each one's round-1 record,
+    limited to this run's languages and voted with this run's settings. Built here, before any model loads, so a
+    malformed record fails first and the round uses them as they are. `dev`: the questions held out with --dev."""
     records = read_records(path)
     for number, record in enumerate(records, start=1):
         _check_shape(record, f"{path}: record {number}")
@@ -63,11 +64,10 @@ def read_samples_file(path: Path, questions: Sequence[ParallelQuestion], dev: Se
         raise CalmRagError(f"{path} has several round-1 records of {len(repeated)} questions ({_listed(repeated)})")
     by_id = {record["id"]: record for record in first}
     chosen = [_fitted(by_id[question.id], question, config, path) for question in questions]
-    try:  # what round 1 will do with them: anything missing or of the wrong type fails here, not after loading
-        samples_from_records(questions, chosen, config, str(path))
+    try:  # anything missing or of the wrong type fails here, not after loading
+        return samples_from_records(questions, chosen, config, str(path))
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CalmRagError(f"{path}: malformed sample record ({type(error).__name__}: {error})") from None
-    return chosen
 
 
 def describe(path: Path) -> dict[str, Any]:

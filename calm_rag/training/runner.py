@@ -241,10 +241,10 @@ def _restart_dpo(run: _Run, adjusted: Sequence[str]) -> None:
             "DPO starts over")
 
 
-def _cached_round(run: _Run, number: int, kind: RoundKind[Samples], given: list[dict[str, Any]] | None = None
+def _cached_round(run: _Run, number: int, kind: RoundKind[Samples], given: Sequence[Samples] | None = None
                   ) -> tuple[list[Samples], list[dict[str, Any]], dict[str, Any]]:
     """The round's samples and pairs, from the cache when present; and how long each took. `given`: the
-    round's sample records read from `--samples-from` (nothing is sampled then)."""
+    round's samples read from `--samples-from` and voted with this run's settings (nothing is sampled then)."""
     directory = run.round_dir(number)
     timings: dict[str, Any] = {}
     samples_file, pairs_file = directory / "samples.jsonl", directory / "pairs.jsonl"
@@ -252,7 +252,7 @@ def _cached_round(run: _Run, number: int, kind: RoundKind[Samples], given: list[
         samples = kind.reload(read_records(samples_file), str(samples_file))
         run.say(f"round {number}: reused the cached samples")
     elif given is not None:  # voted again with this run's settings, and kept so
-        samples = kind.reload(given, str(run.config.samples_from))
+        samples = list(given)
         write_jsonl(samples_file, [item.to_record(number) for item in samples])
         run.say(f"round {number}: samples read from {run.config.samples_from} (nothing sampled)")
     else:
