@@ -20,8 +20,10 @@ the others, and a real run learned to answer "A" or "E" to everything (docs/resu
 The rejected letters are balanced too. A rotation moves both options of a pair by the same shift, so the
 rejected option stays a fixed number of places after the consensus (its offset); the turn is therefore kept
 per offset, and within each offset the chosen letters cycle A, B, C, ... and the rejected ones with them.
-A letter rejected more often than chosen is a letter the pairs teach against whatever the question: a
-full-split run whose pairs rejected E 370 and C 292 times (chosen 332 each) drifted to C (docs/results.md).
+A letter rejected more often than chosen is a letter the pairs teach against whatever the question: the
+clean-pairs run rejected E most (90 of 390) and its answers of E halved, while a full-split run whose pairs
+rejected C least (292 of 1,659) drifted to C (and to E, the most rejected there: not all drift is this; see
+docs/results.md). Either way it is a confound no pair set needs.
 Rows are conversational prompt/chosen/rejected, as TRL's DPOTrainer takes them.
 """
 
