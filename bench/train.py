@@ -87,8 +87,8 @@ def worker_train(model_path: str, variant: str, steps: int, batch_size: int, che
     config = CalmTrainConfig(batch_size=batch_size, gradient_accumulation_steps=1, max_length=256, device="cpu",
                              dtype="float32", save_steps=10_000, warmup=0, gradient_checkpointing=checkpointing)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    reference = (AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, use_kernels=False)
+    reference = (AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, use_kernels=False)
                  if variant == "explicit-ref" else None)
     loaded = _rss_mb()  # safetensors maps the weights lazily: they count once a forward pass touches them
     probe = tokenizer("warm-up", return_tensors="pt")
@@ -144,7 +144,7 @@ def worker_speed(model_path: str, variant: str, pairs: int, batch_size: int, out
     dtype = getattr(torch, dtype_name)
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, use_kernels=False)
     config = CalmTrainConfig(batch_size=batch_size, gradient_accumulation_steps=1, max_length=512, device="cpu",
                              dtype=dtype_name, save_steps=10_000, warmup=0, shared_prefix=shared,
                              precompute_ref=precompute,

@@ -170,8 +170,11 @@ class Embedder:
             hf_logging.disable_progress_bar()
             kwargs: dict[str, Any] = {"device": _pick_device(config.device, config.dtype), "local_files_only": True,
                                       "backend": config.backend}
-            if config.model_kwargs:
-                kwargs["model_kwargs"] = dict(config.model_kwargs)
+            model_kwargs = dict(config.model_kwargs or {})
+            if config.backend == "torch":  # as in generation.loading: no layer code fetched from the Hub
+                model_kwargs.setdefault("use_kernels", False)
+            if model_kwargs:
+                kwargs["model_kwargs"] = model_kwargs
             model = SentenceTransformer(str(resolved.path), **kwargs)
         except CalmRagError:
             raise

@@ -144,7 +144,8 @@ def _convert(gguf_path: Path, out_dir: Path, step: Callable[[int], None]) -> Con
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         step(1)
         model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True)
+            folder, gguf_file=name, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True),
+            use_kernels=False,  # as in generation.loading: no layer code fetched from the Hub
         )
     except Exception as error:  # noqa: BLE001 - any loader failure means this file cannot be provisioned
         raise CalmRagError(f"transformers could not load {gguf_path.name}: {type(error).__name__}: {error}") from None

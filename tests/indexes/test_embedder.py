@@ -88,3 +88,9 @@ def test_int8_dynamic_quantisation_stays_close(tiny_embedder_path: Path, embedde
     vectors, reference = int8.embed_documents(TEXTS), embedder.embed_documents(TEXTS)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert float(np.min(np.sum(vectors * reference, axis=1))) > 0.9
+
+
+def test_embedders_load_without_hub_kernels(tiny_embedder_path: Path) -> None:
+    """As for the generators: transformers would switch Hub kernels on and, on CUDA, fetch layer code."""
+    loaded = Embedder.load(str(tiny_embedder_path), EmbedderConfig(device="cpu"))
+    assert loaded.model[0].auto_model.use_kernels is False

@@ -100,3 +100,20 @@ def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path: Path) -> None:
     bogus.write_bytes(b"not a gguf file at all" * 10)
     with pytest.raises(CalmRagError, match="transformers could not load bogus.gguf"):
         convert.convert_gguf(bogus, tmp_path / "out")
+
+
+def test_conversion_loads_without_hub_kernels(tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loaded model is thrown away after export, so the flag is read where it is loaded."""
+    from transformers import AutoModelForCausalLM
+
+    loaded: list[object] = []
+    original = AutoModelForCausalLM.from_pretrained.__func__
+
+    def keep(cls: type, *args: object, **kwargs: object) -> object:
+        model = original(cls, *args, **kwargs)
+        loaded.append(model)
+        return model
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", classmethod(keep))
+    convert.convert_gguf(tiny_gguf, tmp_path / "plain")
+    assert len(loaded) == 1 and loaded[0].use_kernels is False
