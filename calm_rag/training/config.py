@@ -108,7 +108,8 @@ class CalmTrainConfig:
     """Multiple-choice runs: round 1 reads each training question's samples from this `samples.jsonl` of an
     earlier `calm-rag train` run instead of sampling, then votes and plans pairs with this run's settings:
     sampling is the costly part of a round, so a new --min-margin or --min-support is tried in seconds (what
-    is checked: `training/reuse_samples.py`). Later rounds sample from the trained model as usual."""
+    is checked: `training/reuse_samples.py`). Later rounds sample from the trained model as usual. A relative
+    path, in a TOML recipe too, is read from the working directory, like the dataset argument."""
 
     # ---- DPO ------------------------------------------------------------------------------
     beta: float = 0.1

@@ -18,13 +18,16 @@ The file is checked before any model is loaded, each problem one line:
 Records of questions this run does not select are ignored, and so are records of later rounds (sampled by an
 adapter that run trained).
 
-What sampled the records (model, adapter, engine, temperature, seed, option rotation) is not in them, so it is
-not checked: the manifest records the file's path and sha256 (`describe`) to say where the samples came from.
+What sampled the records (model, adapter, engine, temperature, seed, option rotation) is not in them. Where the
+file lies in a finished run's folder, that run's `manifest.json` says it, and `producer_warnings` says when its
+model or start adapter is not this run's (a warning: training on another model's consensus is allowed, but it
+is no longer self-alignment). This run's manifest records the file's path and sha256 (`describe`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +71,23 @@ def read_samples_file(path: Path, questions: Sequence[ParallelQuestion], dev: Se
         return samples_from_records(questions, chosen, config, str(path))
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CalmRagError(f"{path}: malformed sample record ({type(error).__name__}: {error})") from None
+
+
+def producer_warnings(path: Path, config: CalmTrainConfig, adapter: Path | str | None) -> list[str]:
+    """What differs between the run that sampled `path` (its folder's manifest.json, if any) and this one."""
+    try:
+        manifest = json.loads((path.parent / "manifest.json").read_text(encoding="utf-8"))
+        model, start = manifest["config"]["model"], manifest.get("start_adapter")
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # no manifest beside the file (or not a run's): nothing to compare with
+    warnings = []
+    if model != config.model:
+        warnings.append(f"{path} was sampled by {model}, this run trains {config.model}: the pairs are "
+                        "another model's consensus, not this model's own")
+    theirs, mine = (Path(start).resolve() if start else None), (Path(adapter).resolve() if adapter else None)
+    if theirs != mine:
+        warnings.append(f"{path} was sampled starting from adapter {start}, this run starts from {mine}")
+    return warnings
 
 
 def describe(path: Path) -> dict[str, Any]:

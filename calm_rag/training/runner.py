@@ -56,7 +56,7 @@ from calm_rag.training.report import (
     round_metrics,
     target_letters,
 )
-from calm_rag.training.reuse_samples import describe, read_samples_file
+from calm_rag.training.reuse_samples import describe, producer_warnings, read_samples_file
 from calm_rag.training.rounds import ChoiceRound, OpenRound, RoundKind, Samples
 from calm_rag.training.sampling_chunks import sample_in_chunks
 from calm_rag.voting import CachedEncoder
@@ -312,6 +312,8 @@ def train_calm(dataset: Path | str, out: Path | str, config: CalmTrainConfig, *,
         source["dev_questions"] = [question.id for question in dev]
     adjusted = _check_spec(folder, _spec("train", config, source, resolved, start))
     run = _Run(config, folder, resolved, start, progress, notify, dev)
+    for warning in producer_warnings(config.samples_from, config, start) if config.samples_from else []:
+        run.say(warning)
     _restart_dpo(run, adjusted)
     if split is None:
         run.say("no --split given: training on every question in the folder (test questions too, if it has any)")
@@ -374,6 +376,8 @@ def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainCon
         source["dev_questions"] = [question.id for question in dev]
     adjusted = _check_spec(folder, _spec("train-pairs", config, source, resolved, start))
     run = _Run(config, folder, resolved, start, progress, notify, dev)
+    for warning in producer_warnings(config.samples_from, config, start) if config.samples_from else []:
+        run.say(warning)
     _restart_dpo(run, adjusted)
     marker = run.round_dir(1) / "round.json"
     languages = sorted({str(record["lang"]) for record in records if record.get("lang")})

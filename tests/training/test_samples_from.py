@@ -17,6 +17,7 @@ from calm_rag.errors import CalmRagError
 from calm_rag.training import dev_check, modeling, rounds, runner
 from calm_rag.training.choice_round import sample_round
 from calm_rag.training.config import CalmTrainConfig
+from calm_rag.training.reuse_samples import producer_warnings
 from tests.cli_errors import one_line_exit_2
 from tests.training.conftest import write_dataset, write_open_dataset
 
@@ -69,6 +70,7 @@ def test_samples_from_replans_an_earlier_runs_samples_without_sampling(
     assert again["metrics"]["rounds"][0]["targets"] == round_one["targets"]
     assert again["metrics"]["rounds"][0]["training"]["steps"] > 0  # DPO still loaded and trained the model
     assert any("nothing sampled" in note for note in again["notes"])
+    assert not any("was sampled" in note for note in again["notes"])  # its manifest names this model, no adapter
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["samples_from"] == str(samples_file) and manifest["config"]["dev_check"] is False
     assert manifest["source"]["samples_from"] == str(samples_file.resolve())
@@ -163,3 +165,19 @@ def test_the_settings_read_from_toml(tmp_path: Path) -> None:
         CalmTrainConfig.from_dict({"samples_from": 3})
     with pytest.raises(CalmRagError, match="dev_check must be"):
         CalmTrainConfig.from_dict({"dev_check": "no"})
+
+
+def test_a_file_sampled_by_another_model_or_adapter_is_said(tmp_path: Path) -> None:
+    samples = write_jsonl(tmp_path / "samples.jsonl", [])
+    config = CalmTrainConfig(model="qwen2.5-coder-1.5b-instruct")
+    assert producer_warnings(samples, config, None) == []  # no manifest beside it: nothing known to compare
+    manifest = {"config": {"model": "qwen2.5-coder-1.5b-instruct"}, "start_adapter": None}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert producer_warnings(samples, config, None) == []
+    assert producer_warnings(samples, CalmTrainConfig(model="qwen2.5-coder-0.5b-instruct"), None) == [
+        f"{samples} was sampled by qwen2.5-coder-1.5b-instruct, this run trains qwen2.5-coder-0.5b-instruct: the "
+        "pairs are another model's consensus, not this model's own"]
+    [adapter] = producer_warnings(samples, config, tmp_path / "adapter")
+    assert "starting from adapter None" in adapter and str((tmp_path / "adapter").resolve()) in adapter
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert producer_warnings(samples, config, None) == []
