@@ -1,5 +1,6 @@
-"""Open-question agreement across languages: the German factual set (examples/factual_de), with and without
-the span continuation, side by side in one run.
+"""Open-question agreement across languages: the German factual set (examples/factual_de), two settings side
+by side in one run: the span continuation off and on (`--compare spans`, the default), or the continuation on
+and the self-translation of the question straight from German vs through English (`--compare pivot`).
 
 For each question `CalmQA.ask_open_batch` asks it in --languages with --samples answers each; reported per
 setting: the share of questions whose top cluster spans at least 3 languages, the share whose consensus
@@ -7,9 +8,10 @@ semantically matches the gold (exact key or numbers; the embedder for the rest),
 is a short span, the short-span rate overall and per language (spans of at most 60 characters and 8 words,
 `calm_rag.voting.spans.is_short_span`), where the spans came from (the model's answer line, the continuation,
 cut short by `shorten_span`), the extra generated tokens per sample the continuation cost (upper bound: its
-token cap), and the wall time.
+token cap), and the wall time. Each question's translations, spans and clusters are in `per_question`.
 
     python bench/open_agreement.py --engine llama.cpp                # default models, en,de,zh,fr x 2
+    python bench/open_agreement.py --engine llama.cpp --compare pivot --out open_agreement_pivot.json
     python bench/open_agreement.py --model qwen2.5-coder-0.5b-instruct --limit 10
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from calm_rag.generation.base import GenerationConfig
 from calm_rag.generation.open_sampling import SPAN_TOKENS
+from calm_rag.generation.translation import Translator
 from calm_rag.pipelines.qa import CalmQA, QAConfig, QuestionRequest
 from calm_rag.voting import semantic_match
 from calm_rag.voting.spans import is_short_span
@@ -33,8 +36,14 @@ RESULTS = Path(__file__).parent / "results"
 QUESTIONS = Path(__file__).resolve().parents[1] / "examples" / "factual_de" / "questions.jsonl"
 
 
-def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, batch: int) -> dict[str, Any]:
+SETTINGS = {"spans": [(False, "en"), (True, "en")], "pivot": [(True, None), (True, "en")]}
+"""--compare -> the two settings measured, each (span continuation, translation pivot)."""
+
+
+def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, pivot: str | None,
+            batch: int) -> dict[str, Any]:
     qa.config = replace(qa.config, continue_spans=continue_spans)
+    qa.translator = Translator(qa.generator, pivot=pivot)  # and nothing cached from the other setting
     started = time.perf_counter()
     answers = []
     for start in range(0, len(rows), batch):
@@ -53,7 +62,7 @@ def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, batch:
     given_short = [is_short_span(answer.answer) for answer in answers]
     continued = sources["continuation"] + sources["shortened"]
     return {
-        "continue_spans": continue_spans, "questions": len(rows),
+        "continue_spans": continue_spans, "translation_pivot": pivot, "questions": len(rows),
         "top_cluster_3_languages": sum(wide) / len(rows), "consensus_correct": sum(right) / len(rows),
         "answer_is_short_span": sum(given_short) / len(rows),
         "answer_translated": sum(answer.answer_translated for answer in answers) / len(rows),
@@ -66,7 +75,8 @@ def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, batch:
         "continued_share": continued / len(spans), "extra_tokens_per_sample_max": SPAN_TOKENS * continued / len(spans),
         "seconds": round(seconds, 1),
         "per_question": [{"id": row["id"], "gold": row["answer"], "answer": answer.answer, "wide": flag, "right": ok,
-                          "spans": answer.spans, "span_sources": answer.span_sources,
+                          "translations": answer.translations, "spans": answer.spans,
+                          "span_sources": answer.span_sources,
                           "span_clusters": answer.span_clusters}
                          for row, answer, flag, ok in zip(rows, answers, wide, right)],
     }
@@ -81,6 +91,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch", type=int, default=5, help="questions per batched call")
     parser.add_argument("--max-new-tokens", type=int, default=192)
+    parser.add_argument("--compare", choices=sorted(SETTINGS), default="spans",
+                        help="spans: continuation off vs on; pivot: translation straight vs through English")
+    parser.add_argument("--out", default="open_agreement.json", help="file name under bench/results/")
     args = parser.parse_args()
     rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = rows[:args.limit] if args.limit else rows
@@ -90,16 +103,17 @@ def main() -> None:
                       engine=EngineConfig(engine=args.engine),
                       generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=0.7))
     with CalmQA.from_config(config) as qa:
-        runs = [measure(qa, rows, False, args.batch), measure(qa, rows, True, args.batch)]
-    print(f"{'continuation':<13} {'top cluster >=3 langs':>22} {'consensus right':>16} {'answer short':>13} "
+        runs = [measure(qa, rows, spans, pivot, args.batch) for spans, pivot in SETTINGS[args.compare]]
+    print(f"{'continuation':<13} {'pivot':>6} {'top cluster >=3 langs':>22} {'consensus right':>16} {'answer short':>13} "
           f"{'short spans':>12} {'continued':>10} {'seconds':>8}  short spans by language")
     for run in runs:
         by_lang = " ".join(f"{lang} {rate:.2f}" for lang, rate in run["short_span_rate_by_language"].items())
-        print(f"{'on' if run['continue_spans'] else 'off':<13} {run['top_cluster_3_languages']:>22.2f} "
+        print(f"{'on' if run['continue_spans'] else 'off':<13} {run['translation_pivot'] or '-':>6} "
+              f"{run['top_cluster_3_languages']:>22.2f} "
               f"{run['consensus_correct']:>16.2f} {run['answer_is_short_span']:>13.2f} {run['short_span_rate']:>12.2f} "
               f"{run['continued_share']:>10.2f} {run['seconds']:>8.1f}  {by_lang}")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "open_agreement.json"
+    out = RESULTS / args.out
     out.write_text(json.dumps({"model": qa.generator.name, "engine": args.engine, "languages": args.languages,
                                "samples": args.samples, "max_new_tokens": args.max_new_tokens, "runs": runs},
                               ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

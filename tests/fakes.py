@@ -1,6 +1,7 @@
 """A deterministic stand-in for `Generator`, for tests of the pipeline logic.
 
-It reads the prompt like a model would: translation prompts come back as "[<target>] <text>";
+It reads the prompt like a model would: translation prompts come back as "[<target>] <text>" (a text that
+already carries such a tag has it replaced, so a translation through English reads like a direct one);
 multiple-choice prompts are answered with the option whose text contains one of `knowledge`'s
 strings for that language (so the answer follows the option's *content* through rotations and
 translations), open questions with that string itself, or with `fallback` text when it knows nothing.
@@ -19,6 +20,18 @@ from calm_rag.generation.base import GenerationConfig
 from calm_rag.languages import LANGUAGES
 
 
+def fake_translation(prompt: str) -> str | None:
+    """What the fakes write for a translation prompt (None: it is not one): "[<target>] <text>", from the last
+    request in the prompt (the one after the demonstration), any earlier tag replaced."""
+    start = prompt.rfind("Translate the following ")
+    found = re.match(r"Translate the following \w+ text into (\w+)\.\n\n(.*)\n<assistant>$", prompt[start:], re.S)
+    if start < 0 or not found:
+        return None
+    target = next(code for code, lang in LANGUAGES.items() if lang.name == found.group(1))
+    text = re.sub(r"^\[[a-z]{2}\] ", "", found.group(2))
+    return f"[{target}] {text}"
+
+
 class FakeGenerator:
     name = "fake-generator"
     has_chat_template = True
@@ -33,10 +46,9 @@ class FakeGenerator:
         return "\n".join(message["content"] for message in messages) + "\n<assistant>" + prefill
 
     def _answer(self, prompt: str) -> str:
-        translate = re.match(r"Translate the following (\w+) text into (\w+)\..*?\n\n(.*)\n<assistant>", prompt, re.S)
-        if translate:
-            target = next(code for code, lang in LANGUAGES.items() if lang.name == translate.group(2))
-            return f"[{target}] {translate.group(3)}"
+        translated = fake_translation(prompt)
+        if translated is not None:
+            return translated
         open_lang = next((code for code, language in LANGUAGES.items()
                           if prompt.startswith(language.open_instruction)), None)
         if open_lang:
@@ -119,10 +131,9 @@ class ScriptedGenerator:
         seen: Counter[str] = Counter()
         outputs = []
         for prompt in prompts:
-            translate = re.match(r"Translate the following \w+ text into (\w+)\..*?\n\n(.*)\n<assistant>", prompt, re.S)
-            if translate:
-                target = next(code for code, lang in LANGUAGES.items() if lang.name == translate.group(1))
-                outputs.append(f"[{target}] {translate.group(2)}")
+            translated = fake_translation(prompt)
+            if translated is not None:
+                outputs.append(translated)
                 continue
             lang = next(code for code, language in LANGUAGES.items()
                         if prompt.startswith(language.open_instruction))
@@ -169,10 +180,9 @@ class ScriptedChoiceGenerator:
         seen: Counter[str] = Counter()
         outputs = []
         for prompt in prompts:
-            translate = re.match(r"Translate the following \w+ text into (\w+)\..*?\n\n(.*)\n<assistant>", prompt, re.S)
-            if translate:
-                target = next(code for code, lang in LANGUAGES.items() if lang.name == translate.group(1))
-                outputs.append(f"[{target}] {translate.group(2)}")
+            translated = fake_translation(prompt)
+            if translated is not None:
+                outputs.append(translated)
                 continue
             lang = self._lang(prompt)
             outputs.append(self.script[lang][seen[lang] % len(self.script[lang])])

@@ -55,8 +55,8 @@ def test_ask_batch_batches_across_questions() -> None:
     generator.generate_calls.clear()
     answers = qa.ask_batch(requests)
     assert len(answers) == 2
-    # one translation call: 2 questions + 5 shared options (translated once, cached) x 2 targets
-    assert generator.generate_calls[0] == (2 + 5) * 2
+    # 2 questions + 5 shared options (translated once, cached): into English, then on from English into Chinese
+    assert generator.generate_calls[:2] == [2 + 5, 2 + 5]
     assert 2 * 3 * 2 in generator.generate_calls  # one sampling call: 2 questions x 3 languages x 2 samples
 
 
