@@ -146,7 +146,8 @@ class OpenQA:
                 in zip(parallel, drawn, clusterings, answers)]
 
     def translate_questions(self, sources: Sequence[Question], languages: Sequence[str]) -> list[ParallelQuestion]:
-        """Each question in its own language plus every other language, in one batched translation call."""
+        """Each question in its own language plus every other language, batched across questions (one generate
+        call per translation step: into English, then on from English; `Translator`)."""
         requests = [(q.question, q.lang, lang) for q in sources for lang in languages if lang != q.lang]
         translated = iter(self.translator.translate_many(requests))
         parallel = []
@@ -168,7 +169,7 @@ class OpenQA:
     def _in_user_language(self, questions: Sequence[ParallelQuestion], clusterings: Sequence[Clustering]
                           ) -> list[tuple[str | None, str | None]]:
         """(answer in the user's language, the language it was translated from, if it was) per question;
-        the translations go in one batched call."""
+        the translations are batched across questions."""
         answers: list[tuple[str | None, str | None]] = []
         pending: list[tuple[int, tuple[str, str, str]]] = []
         for number, (question, clustering) in enumerate(zip(questions, clusterings)):
