@@ -1,6 +1,7 @@
 """Open-question agreement across languages: the German factual set (examples/factual_de), two settings side
-by side in one run: the span continuation off and on (`--compare spans`, the default), or the continuation on
-and the self-translation of the question straight from German vs through English (`--compare pivot`).
+by side in one run: the span continuation off and on (`--compare spans`, the default); the continuation on and
+the self-translation of the question straight from German vs through English (`--compare pivot`); or both on
+and the spans compared as written vs also through their English glosses (`--compare gloss`).
 
 For each question `CalmQA.ask_open_batch` asks it in --languages with --samples answers each; reported per
 setting: the share of questions whose top cluster spans at least 3 languages, the share whose consensus
@@ -36,13 +37,14 @@ RESULTS = Path(__file__).parent / "results"
 QUESTIONS = Path(__file__).resolve().parents[1] / "examples" / "factual_de" / "questions.jsonl"
 
 
-SETTINGS = {"spans": [(False, "en"), (True, "en")], "pivot": [(True, None), (True, "en")]}
-"""--compare -> the two settings measured, each (span continuation, translation pivot)."""
+SETTINGS = {"spans": [(False, "en", False), (True, "en", False)], "pivot": [(True, None, False), (True, "en", False)],
+            "gloss": [(True, "en", False), (True, "en", True)]}
+"""--compare -> the two settings measured, each (span continuation, translation pivot, glosses)."""
 
 
-def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, pivot: str | None,
+def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, pivot: str | None, gloss: bool,
             batch: int) -> dict[str, Any]:
-    qa.config = replace(qa.config, continue_spans=continue_spans)
+    qa.config = replace(qa.config, continue_spans=continue_spans, gloss_spans=gloss)
     qa.translator = Translator(qa.generator, pivot=pivot)  # and nothing cached from the other setting
     started = time.perf_counter()
     answers = []
@@ -62,7 +64,7 @@ def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, pivot:
     given_short = [is_short_span(answer.answer) for answer in answers]
     continued = sources["continuation"] + sources["shortened"]
     return {
-        "continue_spans": continue_spans, "translation_pivot": pivot, "questions": len(rows),
+        "continue_spans": continue_spans, "translation_pivot": pivot, "gloss_spans": gloss, "questions": len(rows),
         "top_cluster_3_languages": sum(wide) / len(rows), "consensus_correct": sum(right) / len(rows),
         "answer_is_short_span": sum(given_short) / len(rows),
         "answer_translated": sum(answer.answer_translated for answer in answers) / len(rows),
@@ -76,7 +78,7 @@ def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, pivot:
         "seconds": round(seconds, 1),
         "per_question": [{"id": row["id"], "gold": row["answer"], "answer": answer.answer, "wide": flag, "right": ok,
                           "translations": answer.translations, "spans": answer.spans,
-                          "span_sources": answer.span_sources,
+                          "span_sources": answer.span_sources, "span_glosses": answer.span_glosses,
                           "span_clusters": answer.span_clusters}
                          for row, answer, flag, ok in zip(rows, answers, wide, right)],
     }
@@ -92,7 +94,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5, help="questions per batched call")
     parser.add_argument("--max-new-tokens", type=int, default=192)
     parser.add_argument("--compare", choices=sorted(SETTINGS), default="spans",
-                        help="spans: continuation off vs on; pivot: translation straight vs through English")
+                        help="spans: continuation off vs on; pivot: translation straight vs through English; "
+                             "gloss: spans compared as written vs also in English")
     parser.add_argument("--out", default="open_agreement.json", help="file name under bench/results/")
     args = parser.parse_args()
     rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -103,12 +106,13 @@ def main() -> None:
                       engine=EngineConfig(engine=args.engine),
                       generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=0.7))
     with CalmQA.from_config(config) as qa:
-        runs = [measure(qa, rows, spans, pivot, args.batch) for spans, pivot in SETTINGS[args.compare]]
-    print(f"{'continuation':<13} {'pivot':>6} {'top cluster >=3 langs':>22} {'consensus right':>16} {'answer short':>13} "
+        runs = [measure(qa, rows, *setting, args.batch) for setting in SETTINGS[args.compare]]
+    print(f"{'continuation':<13} {'pivot':>6} {'gloss':>6} {'top cluster >=3 langs':>22} {'consensus right':>16} {'answer short':>13} "
           f"{'short spans':>12} {'continued':>10} {'seconds':>8}  short spans by language")
     for run in runs:
         by_lang = " ".join(f"{lang} {rate:.2f}" for lang, rate in run["short_span_rate_by_language"].items())
         print(f"{'on' if run['continue_spans'] else 'off':<13} {run['translation_pivot'] or '-':>6} "
+              f"{'on' if run['gloss_spans'] else 'off':>6} "
               f"{run['top_cluster_3_languages']:>22.2f} "
               f"{run['consensus_correct']:>16.2f} {run['answer_is_short_span']:>13.2f} {run['short_span_rate']:>12.2f} "
               f"{run['continued_share']:>10.2f} {run['seconds']:>8.1f}  {by_lang}")

@@ -14,7 +14,7 @@ The multiple-choice path (`CalmQA`) votes on letters; this path votes on meaning
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,6 +43,9 @@ class OpenConfig:
     clustering: ClusterConfig = field(default_factory=ClusterConfig)
     continue_spans: bool = True
     """Ask for the short span after the answer label when a response has none of its own."""
+    gloss_spans: bool = True
+    """Translate every span into English too (one batched call) and let answers agree through it: names that are
+    no transliteration ("珠穆朗玛峰" and "Mount Everest") do not agree on the embedder's cosine alone."""
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -80,6 +83,8 @@ class OpenAnswer:
     after the continuation, cut by `calm_rag.voting.spans.shorten_span`)."""
     span_clusters: dict[str, list[int | None]]
     """Language -> the rank (index into `clusters`) of the cluster each sample's span joined."""
+    span_glosses: dict[str, list[str | None]]
+    """Language -> each sample's span in English as the clustering compared it too (None: not translated)."""
     language_majorities: dict[str, int | None]
     """Language -> the rank (index into `clusters`) of its own majority cluster."""
     answer_translated: bool = False
@@ -137,11 +142,12 @@ class OpenQA:
                                       [list(request.passages) for request in requests], progress=advance,
                                       continue_spans=self.config.continue_spans)
         report("clustering", 0, len(parallel))
-        clusterings = self.cluster(drawn)
+        glosses = self.gloss(drawn) if self.config.gloss_spans else {}
+        clusterings = self.cluster(drawn, glosses)
         report("clustering", len(parallel), len(parallel))
         answers = self._in_user_language(parallel, clusterings)
         elapsed = round(time.perf_counter() - started, 3)
-        return [self._answer(question, by_lang, clustering, answer, translated_from, count, elapsed)
+        return [self._answer(question, by_lang, clustering, answer, translated_from, count, elapsed, glosses)
                 for question, by_lang, clustering, (answer, translated_from)
                 in zip(parallel, drawn, clusterings, answers)]
 
@@ -158,13 +164,25 @@ class OpenQA:
             parallel.append(ParallelQuestion(question.id, versions, question.lang))
         return parallel
 
-    def cluster(self, drawn: Sequence[dict[str, list[OpenResponse]]]) -> list[Clustering]:
-        """Cluster each question's samples; every distinct answer of the batch is embedded in one call."""
+    def gloss(self, drawn: Sequence[dict[str, list[OpenResponse]]]) -> dict[str, str]:
+        """Each distinct span not in English (as the clustering cuts it) -> its English translation, all in one
+        batched call; spans the translator keeps as they are (numbers, dates) are left out."""
+        limit = self.config.clustering.max_chars
+        requests = list(dict.fromkeys((truncate(s.span.strip(), limit), lang, "en") for by_lang in drawn
+                                      for lang, items in by_lang.items() if lang != "en" for s in items if s.span))
+        translated = self.translator.translate_many(requests)
+        return {text: gloss for (text, _, _), gloss in zip(requests, translated) if gloss != text}
+
+    def cluster(self, drawn: Sequence[dict[str, list[OpenResponse]]], glosses: Mapping[str, str] | None = None
+                ) -> list[Clustering]:
+        """Cluster each question's samples; every distinct answer (and gloss) of the batch is embedded in one
+        call."""
         limit = self.config.clustering.max_chars
         cached = CachedEncoder(self.encode)
-        cached([truncate(s.span.strip(), limit) for by_lang in drawn for items in by_lang.values()
-                for s in items if s.span])
-        return [cluster_open_responses(by_lang, cached, self.config.clustering) for by_lang in drawn]
+        spans = [truncate(s.span.strip(), limit) for by_lang in drawn for items in by_lang.values()
+                 for s in items if s.span]
+        cached(list(dict.fromkeys([*spans, *(glosses or {}).values()])))
+        return [cluster_open_responses(by_lang, cached, self.config.clustering, glosses) for by_lang in drawn]
 
     def _in_user_language(self, questions: Sequence[ParallelQuestion], clusterings: Sequence[Clustering]
                           ) -> list[tuple[str | None, str | None]]:
@@ -185,7 +203,8 @@ class OpenQA:
         return answers
 
     def _answer(self, question: ParallelQuestion, drawn: dict[str, list[OpenResponse]], clustering: Clustering,
-                answer: str | None, translated_from: str | None, samples: int, elapsed: float) -> OpenAnswer:
+                answer: str | None, translated_from: str | None, samples: int, elapsed: float,
+                glosses: Mapping[str, str]) -> OpenAnswer:
         notes = [clustering.message] if clustering.message else []
         joined = {(member.lang, member.sample): rank for rank, cluster in enumerate(clustering.clusters)
                   for member in cluster.members}
@@ -204,6 +223,8 @@ class OpenQA:
             span_sources={lang: [s.span_source for s in items] for lang, items in drawn.items()},
             span_clusters={lang: [joined.get((lang, number)) for number in range(len(items))]
                            for lang, items in drawn.items()},
+            span_glosses={lang: [glosses.get(truncate(s.span.strip(), self.config.clustering.max_chars))
+                                 if s.span else None for s in items] for lang, items in drawn.items()},
             language_majorities=clustering.language_majorities,
             answer_translated=translated_from is not None,
             abstained=clustering.abstained,

@@ -58,6 +58,8 @@ class QAConfig:
     """Open questions: the embedder that clusters answers by meaning (default: settings.embedder)."""
     continue_spans: bool = True
     """Open questions: ask for the short span after the answer label when a response has none of its own."""
+    gloss_spans: bool = True
+    """Open questions: compare the answers in English too (each span translated; see `OpenConfig.gloss_spans`)."""
     continue_letters: bool = True
     """Multiple choice, cot mode: read the letter after the answer label where a sample's text states none
     (`calm_rag.generation.choice_continuation`); the counterpart of `continue_spans`."""
@@ -188,7 +190,7 @@ class CalmQA:
         freeform = OpenQA(self.generator, self.encode, OpenConfig(
             languages=tuple(self._languages(languages)), samples=samples or self.config.samples or self.settings.samples,
             generation=self.config.generation, clustering=ClusterConfig(threshold=self.config.cluster_threshold),
-            continue_spans=self.config.continue_spans),
+            continue_spans=self.config.continue_spans, gloss_spans=self.config.gloss_spans),
             translator=self.translator)
         answers = freeform.ask_batch(
             [OpenRequest(request.question, request.lang, [Passage(h.text, h.source, h.lang) for h in found])

@@ -16,6 +16,10 @@ Numbers agree across scripts whether written as digits, words or CJK numerals ("
 check on the span: read aloud to one consonant skeleton of three or more consonants, they need only come
 within `sound_margin` of the threshold ("Gagarin" = "加加林" = "Гагарин"; `calm_rag.voting.names`). The
 embedder and the check only ever see an answer's span cut to `max_chars`, never the response around it.
+Names that are no transliteration ("珠穆朗玛峰" = "Mount Everest", "尼罗河" = "the Nile": a two-consonant
+skeleton is not trusted) agree through their glosses: where the pipeline translated each span into English
+(`glosses`, made by the generator; voting makes no text), two answers also agree when their English versions
+do, by the same threshold.
 """
 
 from __future__ import annotations
@@ -183,9 +187,10 @@ def _agglomerate(nodes: Sequence[AnswerNode], scores: np.ndarray, threshold: flo
 
 
 def cluster_answers(answers: Mapping[str, Sequence[str | None]], encode: Encode,
-                    config: ClusterConfig = ClusterConfig()) -> Clustering:
+                    config: ClusterConfig = ClusterConfig(), glosses: Mapping[str, str] | None = None) -> Clustering:
     """Cluster every language's sampled answers (None = unparsed) across languages and rank the clusters.
-    The mapping's order is the language order used for tie-breaking."""
+    The mapping's order is the language order used for tie-breaking. `glosses`: an answer (as cut to
+    `max_chars`) -> its English translation, compared as well."""
     flat = [(lang, sample, text) for lang, texts in answers.items() for sample, text in enumerate(texts)]
     by_key: dict[str, list[int]] = {}
     clipped: dict[int, str] = {}
@@ -193,7 +198,9 @@ def cluster_answers(answers: Mapping[str, Sequence[str | None]], encode: Encode,
         if text is not None and answer_key(text):
             clipped[index] = truncate(text.strip(), config.max_chars)
             by_key.setdefault(answer_key(clipped[index]), []).append(index)
-    nodes = [answer_node(clipped[indices[0]], flat[indices[0]][0], tuple(indices)) for indices in by_key.values()]
+    glosses = glosses or {}
+    nodes = [answer_node(clipped[indices[0]], flat[indices[0]][0], tuple(indices), glosses.get(clipped[indices[0]]))
+             for indices in by_key.values()]
     scores = agreement_scores(nodes, encode, config.threshold, config.sound_margin)
     groups = _agglomerate(nodes, scores, config.threshold)
 
@@ -247,5 +254,7 @@ def consensus_answer(clustering: Clustering, lang: str) -> Member | None:
     return winner.central_in(lang) or winner.representative
 
 
-def cluster_open_responses(samples: dict[str, list[OpenResponse]], encode: Encode, config: ClusterConfig) -> Clustering:
-    return cluster_answers({lang: [s.span for s in items] for lang, items in samples.items()}, encode, config)
+def cluster_open_responses(samples: dict[str, list[OpenResponse]], encode: Encode, config: ClusterConfig,
+                           glosses: Mapping[str, str] | None = None) -> Clustering:
+    return cluster_answers({lang: [s.span for s in items] for lang, items in samples.items()}, encode, config,
+                           glosses)

@@ -16,6 +16,7 @@ cannot win a match.
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ class AnswerNode:
     quantities: tuple[Quantity, ...]
     indices: tuple[int, ...]
     sound: SoundKey | None = None
+    gloss: str | None = None
+    """The answer translated into one shared language (English) by the pipeline, where it was: compared too."""
 
 
 def _unit_rows(vectors: np.ndarray, count: int) -> np.ndarray:
@@ -114,15 +117,24 @@ def _unit_rows(vectors: np.ndarray, count: int) -> np.ndarray:
 
 def agreement_scores(nodes: Sequence[AnswerNode], encode: Encode, threshold: float = DEFAULT_THRESHOLD,
                      sound_margin: float = SOUND_MARGIN) -> np.ndarray:
-    """Pairwise agreement scores: 1 for number matches, -1 for number mismatches, else the cosine, lifted to
-    `threshold` for a transliterated name within `sound_margin` below it. The encoder is only called when
-    some pair is not decided by numbers."""
+    """Pairwise agreement scores: 1 for number matches, -1 for number mismatches, else the cosine - of the
+    answers, or of their glosses (each answer in English, the English ones as they are) where that is higher,
+    1 where the glosses are the same - lifted to `threshold` for a transliterated name within `sound_margin`
+    below it. The encoder is only called when some pair is not decided by numbers."""
     count = len(nodes)
     if count < 2 or all(node.quantities for node in nodes):
         scores = np.ones((count, count))
     else:
         vectors = _unit_rows(encode([node.text for node in nodes]), count)
         scores = (vectors @ vectors.T).astype(np.float64)  # a score lifted to `threshold` compares equal to it
+        if any(node.gloss for node in nodes):
+            glosses = [node.gloss or node.text for node in nodes]
+            in_english = _unit_rows(encode(glosses), count)
+            scores = np.maximum(scores, in_english @ in_english.T)
+            keys = [answer_key(gloss) for gloss in glosses]
+            for i, j in itertools.combinations(range(count), 2):
+                if keys[i] and keys[i] == keys[j]:
+                    scores[i, j] = scores[j, i] = 1.0
     for i in range(count):
         scores[i, i] = 1.0
         for j in range(i + 1, count):
@@ -155,8 +167,8 @@ def exact_match(prediction: str | None, gold: str | None) -> bool:
     return bool(prediction and gold) and answer_key(prediction or "") == answer_key(gold or "") != ""
 
 
-def answer_node(text: str, lang: str | None, indices: tuple[int, ...]) -> AnswerNode:
-    return AnswerNode(answer_key(text), text, extract_quantities(text, lang), indices, sound_key(text))
+def answer_node(text: str, lang: str | None, indices: tuple[int, ...], gloss: str | None = None) -> AnswerNode:
+    return AnswerNode(answer_key(text), text, extract_quantities(text, lang), indices, sound_key(text), gloss)
 
 
 class CachedEncoder:

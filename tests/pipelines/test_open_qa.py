@@ -76,8 +76,10 @@ def test_consensus_answered_by_a_member_in_the_users_language() -> None:
     assert answer.clusters[0]["support"] == {"samples": round(5 / 6, 4), "languages": 1.0}
     assert answer.clusters[1]["members"] == [{"lang": "zh", "text": "300英尺"}]
     assert answer.translations["zh"] == "[zh] Wie hoch ist der Eiffelturm?"
-    # de -> en, then en -> zh (through English), then one sampling call
-    assert [len(call) for call in generator.calls] == [1, 1, 6]
+    # de -> en, then en -> zh (through English), one sampling call, then the 3 distinct zh/de spans into English
+    assert [len(call) for call in generator.calls] == [1, 1, 6, 3]
+    assert answer.span_glosses == {"en": [None, None], "zh": ["[en] 330米", "[en] 300英尺"],
+                                   "de": ["[en] 330 Meter", "[en] 330 Meter"]}
     assert all(format_passages(passages, lang) in prompt for prompt, lang
                in zip(generator.calls[2], ["en", "en", "zh", "zh", "de", "de"]))
     json.dumps(answer.to_dict(), ensure_ascii=False)
@@ -242,3 +244,20 @@ def test_the_answer_reports_each_spans_source_and_cluster() -> None:
     assert answer.span_sources == {"en": ["answer_line", "continuation"], "zh": ["answer_line", "answer_line"]}
     assert answer.spans["en"] == ["330 m", "330 m"] and answer.span_clusters == {"en": [0, 0], "zh": [0, 0]}
     assert answer.to_dict()["span_sources"]["en"][1] == "continuation"
+
+
+@pytest.mark.parametrize("gloss", [True, False])
+def test_spans_are_compared_in_english_too(gloss: bool) -> None:
+    """The glosses come from the generator (one batched call) and reach the clustering; off, the same spans
+    stay apart."""
+    encode = concept_encoder({"The Nile": 0, "[en] 尼罗河": 0, "[en] Le Nil": 0})
+    generator = ScriptedGenerator({"en": ["Answer: The Nile"], "zh": ["答案：尼罗河"], "fr": ["Réponse : Le Nil"]})
+    config = OpenConfig(languages=("en", "zh", "fr"), samples=1, gloss_spans=gloss)
+    answer = OpenQA(generator, encode, config).ask("Quel est le plus long fleuve d'Afrique ?", "fr")  # type: ignore[arg-type]
+    if gloss:
+        assert answer.span_glosses == {"en": [None], "zh": ["[en] 尼罗河"], "fr": ["[en] Le Nil"]}
+        assert answer.consistency == 1.0 and answer.answer == "Le Nil" and len(answer.clusters) == 1
+    else:
+        assert answer.span_glosses == {"en": [None], "zh": [None], "fr": [None]}
+        assert answer.consistency == 0.0 and len(answer.clusters) == 3
+    assert len(generator.calls) == (4 if gloss else 3)  # translation (2 steps), sampling, glosses

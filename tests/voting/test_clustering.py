@@ -234,3 +234,17 @@ def test_only_the_span_is_compared_never_the_paragraph() -> None:
     uncut = ClusterConfig(max_chars=1000)  # the same texts uncut would merge: the cut is what keeps them apart
     assert len(cluster_answers({"en": [rambling], "de": ["Canberra"]}, mentions_canberra, uncut).clusters) == 1
     assert semantic_match("Canberra, of course", "Canberra", mentions_canberra)
+
+
+def test_names_that_are_no_transliteration_agree_through_their_glosses() -> None:
+    """"珠穆朗玛峰" and "Mount Everest" share no sounds and (here) no direction; their English glosses decide,
+    by the same key and threshold; a gloss that names something else keeps its answer apart."""
+    encode = concept_encoder({"Everest": 0, "Mount Everest": 0})
+    answers = {"en": ["Mount Everest"], "zh": ["珠穆朗玛峰"], "fr": ["Mont Everest"], "de": ["Mont Blanc"]}
+    alone = cluster_answers(answers, encode)
+    assert [len(cluster.members) for cluster in alone.clusters] == [1, 1, 1, 1]
+    glossed = cluster_answers(answers, encode, glosses={"珠穆朗玛峰": "Everest", "Mont Everest": "Mount Everest",
+                                                        "Mont Blanc": "Mont Blanc"})
+    assert [sorted(member.lang for member in cluster.members) for cluster in glossed.clusters] == [
+        ["en", "fr", "zh"], ["de"]]  # zh by the glosses' cosine, fr by the same key
+    assert glossed.clusters[0].members[0].text == "Mount Everest"  # members keep their own text
