@@ -58,3 +58,6 @@ class OpenResponse:
     span_source: str | None = None
     """Where the span came from (`calm_rag.voting.spans.SpanSource`): the model's own answer line, or the
     continuation of its turn after the answer label when that line was missing or too long."""
+    gloss: str | None = None
+    """The span translated into English (`calm_rag.generation.open_sampling.gloss_responses`), which the
+    clustering compares too; None for English spans, spans with nothing to translate, or glossing off."""

@@ -31,7 +31,8 @@ from calm_rag.evaluation.harness import HarnessRun, Progress, ProgressFactory, r
 from calm_rag.evaluation.open_scoring import OpenItemRecord, score_open
 from calm_rag.generation.base import Generator
 from calm_rag.generation.engines import EngineConfig
-from calm_rag.generation.open_sampling import sample_open_responses
+from calm_rag.generation.open_sampling import gloss_responses, sample_open_responses
+from calm_rag.generation.translation import Translator
 from calm_rag.indexes.encoder import load_encoder
 from calm_rag.prompts import Passage
 from calm_rag.questions import ParallelQuestion
@@ -74,11 +75,13 @@ def evaluate_open(generator: Generator, questions: Sequence[ParallelQuestion], c
                   progress: Progress | None = None) -> tuple[list[OpenItemRecord], dict[str, float | int]]:
     """Records for `questions` (cached ones reused, the rest sampled and cached) and the timings."""
     generation = config.generation()
+    translator = Translator(generator)
 
     def answer_units(units: list[ParallelQuestion], passages: list[list[Passage]] | None,
                      progress: Progress | None) -> list[dict[str, list[OpenResponse]]]:
-        return sample_open_responses(generator, units, config.languages, config.samples, generation, passages,
-                                     progress=progress, continue_spans=config.continue_spans)
+        drawn = sample_open_responses(generator, units, config.languages, config.samples, generation, passages,
+                                      progress=progress, continue_spans=config.continue_spans)
+        return gloss_responses(translator, drawn) if config.gloss_spans else drawn
 
     return answer_with_cache(questions, config.languages, config.samples, config.batch_size, answer_units,
                              OpenItemRecord.from_samples, cache=cache, index=index, top_k=config.top_k,

@@ -14,7 +14,7 @@ embedding cosine at or above the threshold (semantic match).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from calm_rag.questions import ParallelQuestion
@@ -33,6 +33,7 @@ from calm_rag.voting import (
     semantic_match,
     truncate,
 )
+from calm_rag.voting.clustering import span_glosses
 from calm_rag.voting.spans import is_short_span
 from calm_rag.voting.vote import mean_consistency
 
@@ -47,24 +48,31 @@ class OpenItemRecord:
     spans: dict[str, list[str | None]]
     """Language -> each sample's extracted answer (None where unparsed)."""
     texts: dict[str, list[str]]
+    glosses: dict[str, list[str | None]] = field(default_factory=dict)
+    """Language -> each sample's span in English (`OpenResponse.gloss`); empty when glossing was off (and in
+    records cached before glosses existed)."""
 
     @classmethod
     def from_samples(cls, question: ParallelQuestion, samples: Mapping[str, Sequence[OpenResponse]]
                      ) -> OpenItemRecord:
+        glosses = {lang: [sample.gloss for sample in items] for lang, items in samples.items()}
         return cls(question.id, {lang: question.versions[lang].answer for lang in samples},
                    {lang: [sample.span for sample in items] for lang, items in samples.items()},
-                   {lang: [sample.text for sample in items] for lang, items in samples.items()})
+                   {lang: [sample.text for sample in items] for lang, items in samples.items()},
+                   glosses if any(gloss for items in glosses.values() for gloss in items) else {})
 
     def clustering(self, encode: Encode, config: ClusterConfig) -> Clustering:
-        return cluster_answers(self.spans, encode, config)
+        return cluster_answers(self.spans, encode, config, span_glosses(self.spans, self.glosses, config.max_chars))
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "gold": self.gold, "spans": self.spans, "texts": self.texts}
+        data = {"id": self.id, "gold": self.gold, "spans": self.spans, "texts": self.texts}
+        return {**data, "glosses": self.glosses} if self.glosses else data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OpenItemRecord:
         return cls(str(data["id"]), dict(data["gold"]), {lang: list(items) for lang, items in data["spans"].items()},
-                   {lang: list(items) for lang, items in data.get("texts", {}).items()})
+                   {lang: list(items) for lang, items in data.get("texts", {}).items()},
+                   {lang: list(items) for lang, items in data.get("glosses", {}).items()})
 
 
 def _share(hits: int, total: int) -> float | None:
@@ -89,6 +97,7 @@ def score_open(records: Sequence[OpenItemRecord], languages: Sequence[str], enco
     cached(list(dict.fromkeys(
         [truncate(span.strip(), config.max_chars) for record in records for spans in record.spans.values()
          for span in spans if span and span.strip()]
+        + [gloss for record in records for glosses in record.glosses.values() for gloss in glosses if gloss]
         + [truncate(gold, config.max_chars) for record in records for gold in record.gold.values() if gold])))
 
     def grade(member: Member | None, gold: str, lang: str) -> tuple[bool, bool]:

@@ -14,14 +14,14 @@ The multiple-choice path (`CalmQA`) votes on letters; this path votes on meaning
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from calm_rag.config import load_settings
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Generator
-from calm_rag.generation.open_sampling import sample_open_responses
+from calm_rag.generation.open_sampling import gloss_responses, sample_open_responses
 from calm_rag.generation.translation import Translator
 from calm_rag.languages import get_language, parse_languages
 from calm_rag.progress import StageProgress
@@ -142,12 +142,13 @@ class OpenQA:
                                       [list(request.passages) for request in requests], progress=advance,
                                       continue_spans=self.config.continue_spans)
         report("clustering", 0, len(parallel))
-        glosses = self.gloss(drawn) if self.config.gloss_spans else {}
-        clusterings = self.cluster(drawn, glosses)
+        if self.config.gloss_spans:
+            drawn = gloss_responses(self.translator, drawn)
+        clusterings = self.cluster(drawn)
         report("clustering", len(parallel), len(parallel))
         answers = self._in_user_language(parallel, clusterings)
         elapsed = round(time.perf_counter() - started, 3)
-        return [self._answer(question, by_lang, clustering, answer, translated_from, count, elapsed, glosses)
+        return [self._answer(question, by_lang, clustering, answer, translated_from, count, elapsed)
                 for question, by_lang, clustering, (answer, translated_from)
                 in zip(parallel, drawn, clusterings, answers)]
 
@@ -164,25 +165,15 @@ class OpenQA:
             parallel.append(ParallelQuestion(question.id, versions, question.lang))
         return parallel
 
-    def gloss(self, drawn: Sequence[dict[str, list[OpenResponse]]]) -> dict[str, str]:
-        """Each distinct span not in English (as the clustering cuts it) -> its English translation, all in one
-        batched call; spans the translator keeps as they are (numbers, dates) are left out."""
-        limit = self.config.clustering.max_chars
-        requests = list(dict.fromkeys((truncate(s.span.strip(), limit), lang, "en") for by_lang in drawn
-                                      for lang, items in by_lang.items() if lang != "en" for s in items if s.span))
-        translated = self.translator.translate_many(requests)
-        return {text: gloss for (text, _, _), gloss in zip(requests, translated) if gloss != text}
-
-    def cluster(self, drawn: Sequence[dict[str, list[OpenResponse]]], glosses: Mapping[str, str] | None = None
-                ) -> list[Clustering]:
+    def cluster(self, drawn: Sequence[dict[str, list[OpenResponse]]]) -> list[Clustering]:
         """Cluster each question's samples; every distinct answer (and gloss) of the batch is embedded in one
         call."""
         limit = self.config.clustering.max_chars
         cached = CachedEncoder(self.encode)
-        spans = [truncate(s.span.strip(), limit) for by_lang in drawn for items in by_lang.values()
-                 for s in items if s.span]
-        cached(list(dict.fromkeys([*spans, *(glosses or {}).values()])))
-        return [cluster_open_responses(by_lang, cached, self.config.clustering, glosses) for by_lang in drawn]
+        texts = [text for by_lang in drawn for items in by_lang.values() for s in items if s.span
+                 for text in (truncate(s.span.strip(), limit), s.gloss) if text]
+        cached(list(dict.fromkeys(texts)))
+        return [cluster_open_responses(by_lang, cached, self.config.clustering) for by_lang in drawn]
 
     def _in_user_language(self, questions: Sequence[ParallelQuestion], clusterings: Sequence[Clustering]
                           ) -> list[tuple[str | None, str | None]]:
@@ -203,8 +194,7 @@ class OpenQA:
         return answers
 
     def _answer(self, question: ParallelQuestion, drawn: dict[str, list[OpenResponse]], clustering: Clustering,
-                answer: str | None, translated_from: str | None, samples: int, elapsed: float,
-                glosses: Mapping[str, str]) -> OpenAnswer:
+                answer: str | None, translated_from: str | None, samples: int, elapsed: float) -> OpenAnswer:
         notes = [clustering.message] if clustering.message else []
         joined = {(member.lang, member.sample): rank for rank, cluster in enumerate(clustering.clusters)
                   for member in cluster.members}
@@ -223,8 +213,7 @@ class OpenQA:
             span_sources={lang: [s.span_source for s in items] for lang, items in drawn.items()},
             span_clusters={lang: [joined.get((lang, number)) for number in range(len(items))]
                            for lang, items in drawn.items()},
-            span_glosses={lang: [glosses.get(truncate(s.span.strip(), self.config.clustering.max_chars))
-                                 if s.span else None for s in items] for lang, items in drawn.items()},
+            span_glosses={lang: [s.gloss for s in items] for lang, items in drawn.items()},
             language_majorities=clustering.language_majorities,
             answer_translated=translated_from is not None,
             abstained=clustering.abstained,

@@ -254,7 +254,14 @@ def consensus_answer(clustering: Clustering, lang: str) -> Member | None:
     return winner.central_in(lang) or winner.representative
 
 
-def cluster_open_responses(samples: dict[str, list[OpenResponse]], encode: Encode, config: ClusterConfig,
-                           glosses: Mapping[str, str] | None = None) -> Clustering:
-    return cluster_answers({lang: [s.span for s in items] for lang, items in samples.items()}, encode, config,
-                           glosses)
+def span_glosses(spans: Mapping[str, Sequence[str | None]], glosses: Mapping[str, Sequence[str | None]],
+                 max_chars: int = DEFAULT_MAX_CHARS) -> dict[str, str]:
+    """`cluster_answers`' `glosses` from each sample's span and gloss (language -> one per sample)."""
+    return {truncate(span.strip(), max_chars): gloss for lang, items in spans.items()
+            for span, gloss in zip(items, glosses.get(lang, ())) if span and gloss}
+
+
+def cluster_open_responses(samples: dict[str, list[OpenResponse]], encode: Encode, config: ClusterConfig) -> Clustering:
+    spans = {lang: [s.span for s in items] for lang, items in samples.items()}
+    glosses = {lang: [s.gloss for s in items] for lang, items in samples.items()}
+    return cluster_answers(spans, encode, config, span_glosses(spans, glosses, config.max_chars))

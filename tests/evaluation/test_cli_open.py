@@ -69,8 +69,9 @@ def test_json_report_and_resume(open_data: Path, tiny_lm_path: Path, tiny_embedd
     assert set(payload["accuracy_by_language"]) == set(payload["exact_match_by_language"]) == {"en", "de"}
     assert all(0.0 <= rate <= 1.0 for rate in payload["parse_rate_by_language"].values())
     assert payload["timings"]["questions_answered"] == 3 and payload["timings"]["prompts"] == 6
-    sampled = [prompt for prompt in prompts_seen if prompt.endswith("<|im_start|>assistant\n")]
-    continued = [prompt for prompt in prompts_seen if prompt not in sampled]
+    glossing = [prompt for prompt in prompts_seen if "Translate the following" in prompt]
+    sampled = [prompt for prompt in prompts_seen if prompt.endswith("<|im_start|>assistant\n") and prompt not in glossing]
+    continued = [prompt for prompt in prompts_seen if prompt not in sampled and prompt not in glossing]
     assert len(sampled) == 6 and any("Wer schrieb Faust?" in prompt for prompt in sampled)
     assert all(prompt.endswith(("Answer:", "Antwort:")) for prompt in continued)  # spans asked for, never more
 
@@ -81,7 +82,8 @@ def test_json_report_and_resume(open_data: Path, tiny_lm_path: Path, tiny_embedd
     assert again["parse_rate_by_language"] == payload["parse_rate_by_language"]
 
     eval_json(open_data, tiny_lm_path, tiny_embedder_path, "--cache-dir", cache, "--samples", 2)
-    sampled = [prompt for prompt in prompts_seen if prompt.endswith("<|im_start|>assistant\n")]
+    sampled = [prompt for prompt in prompts_seen
+               if prompt.endswith("<|im_start|>assistant\n") and "Translate the following" not in prompt]
     assert len(sampled) == 12  # other settings: another cache file, all sampled (2 per language)
     assert len(list(cache.glob("*.jsonl"))) == 2
 

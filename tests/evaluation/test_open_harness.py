@@ -57,23 +57,25 @@ def test_samples_in_one_batch_scores_and_resumes(open_data: Path, tmp_path: Path
     done: list[int] = []
     records, timings = evaluate_open(generator, questions, config, cache=cache,  # type: ignore[arg-type]
                                      progress=done.append)
-    assert generator.generate_calls == [12]  # 2 questions x 3 languages x 2 samples, one chunk, one call
+    # 2 questions x 3 languages x 2 samples, one chunk, one call; then one call glossing the 2 distinct de/zh spans
+    assert generator.generate_calls == [12, 2]
     assert sum(done) == 12 and timings["questions_answered"] == 2 and timings["prompts"] == 12
     assert records[1].gold == {"en": "Paris", "de": "Paris, Frankreich", "zh": "巴黎"}
     assert records[1].spans == {"en": ["Paris", "Paris"], "de": ["Paris", "Paris"], "zh": ["巴黎", "巴黎"]}
+    assert records[1].glosses == {"en": [None, None], "de": ["[en] Paris"] * 2, "zh": ["[en] 巴黎"] * 2}
     summary = score_open(records, LANGS, concept_encoder(CONCEPTS))
     assert summary["accuracy_by_language"] == {lang: 1.0 for lang in LANGS}
     assert summary["exact_match_by_language"] == {"en": 1.0, "de": 0.5, "zh": 1.0}  # "Paris" vs "Paris, Frankreich"
     assert summary["vote_accuracy"] == 1.0 and summary["consistency"] == 1.0
 
     again, timings = evaluate_open(generator, questions, config, cache=cache)  # type: ignore[arg-type]
-    assert generator.generate_calls == [12] and timings["questions_cached"] == 2 and again == records
+    assert generator.generate_calls == [12, 2] and timings["questions_cached"] == 2 and again == records
 
 
 def test_each_language_gets_passages_retrieved_with_its_own_question(open_data: Path) -> None:
     index = QueryRecordingIndex()
     generator = RecordingGenerator({"en": "Paris", "de": "Paris"})
-    config = OpenEvalConfig(languages=("en", "de"), index="wiki", top_k=1)
+    config = OpenEvalConfig(languages=("en", "de"), index="wiki", top_k=1, gloss_spans=False)
     evaluate_open(generator, load_open_dataset(open_data, ["en", "de"], limit=1), config,  # type: ignore[arg-type]
                   index=index)
     assert index.queries == ["What is the capital of France?", "Was ist die Hauptstadt Frankreichs?"]

@@ -7,6 +7,8 @@ import pytest
 
 from calm_rag.errors import CalmRagError
 from calm_rag.evaluation import OpenItemRecord, score_open
+from calm_rag.evaluation.config import OpenEvalConfig
+from calm_rag.voting import ClusterConfig
 from tests.fakes import concept_encoder
 
 LANGS = ("en", "de", "zh")
@@ -80,3 +82,26 @@ def test_threshold_is_checked() -> None:
 
 def test_records_round_trip_through_json() -> None:
     assert [OpenItemRecord.from_json(r.to_json()) for r in RECORDS] == RECORDS
+
+
+def test_glosses_join_translated_names_and_old_records_still_load() -> None:
+    """zh's "爱国者队" (a translated name: no shared sound, no shared direction here) joins en's "Patriots"
+    through its gloss, so zh's consensus answer is its own, right, member; records cached before glosses
+    (no "glosses" key) load and score as before."""
+    encode = concept_encoder({"Patriots": 2, "New England Patriots": 2, "[en] 爱国者队": 2})
+    spans = {"en": ["Patriots"], "de": ["New England Patriots"], "zh": ["爱国者队"]}
+    gold = {"en": "New England Patriots", "de": "New England Patriots", "zh": "爱国者队"}
+    plain = record("q", gold, spans)
+    glossed = OpenItemRecord("q", gold, spans, plain.texts, {"en": [None], "de": [None], "zh": ["[en] 爱国者队"]})
+    assert score_open([plain], LANGS, encode)["vote_accuracy"] == pytest.approx(2 / 3)  # zh graded on en's answer
+    assert score_open([glossed], LANGS, encode)["vote_accuracy"] == 1.0
+    assert glossed.clustering(encode, ClusterConfig()).consistency == 1.0
+    assert OpenItemRecord.from_json(glossed.to_json()) == glossed
+    assert "glosses" not in plain.to_json() and OpenItemRecord.from_json(plain.to_json()) == plain
+
+
+def test_glossing_is_part_of_the_cache_key_only_when_on() -> None:
+    """Spans are the same either way, but cached records without glosses must not stand in for glossed ones;
+    off, the key is the one runs had before glosses, so their caches are still found."""
+    assert OpenEvalConfig(gloss_spans=True).fingerprint()["glosses"] == "en"
+    assert "glosses" not in OpenEvalConfig(gloss_spans=False).fingerprint()

@@ -4,8 +4,10 @@ one, else the continuation of its turn after the localized answer label."""
 from __future__ import annotations
 
 from calm_rag.generation.base import GenerationConfig
-from calm_rag.generation.open_sampling import SPAN_TOKENS, sample_open_responses
+from calm_rag.generation.open_sampling import SPAN_TOKENS, gloss_responses, sample_open_responses
+from calm_rag.generation.translation import Translator
 from calm_rag.questions import ParallelQuestion, Question
+from calm_rag.responses import OpenResponse
 from calm_rag.voting.spans import is_short_span
 from tests.fakes import ScriptedGenerator
 
@@ -59,3 +61,15 @@ def test_a_continuation_that_restates_the_question_is_cut_to_a_short_span() -> N
     drawn = sample_open_responses(generator, [question], ["fr", "en"], 2, GenerationConfig(temperature=0.7))[0]
     assert [(r.span, r.span_source) for r in drawn["fr"]] == [("Il y a sept continents sur la Terre", "shortened")] * 2
     assert all(is_short_span(r.span) for items in drawn.values() for r in items)
+
+
+def test_spans_not_in_english_get_an_english_gloss_in_one_call() -> None:
+    generator = ScriptedGenerator({})
+    responses = {"en": ["The Nile", "Nile"], "zh": ["尼罗河", "尼罗河"], "de": ["Der Nil", None, "1869"]}
+    drawn = [{lang: [OpenResponse(lang, span or "", span, "", ()) for span in spans]
+              for lang, spans in responses.items()}]
+    [glossed] = gloss_responses(Translator(generator), drawn)  # type: ignore[arg-type]
+    assert {lang: [s.gloss for s in items] for lang, items in glossed.items()} == {
+        "en": [None, None], "zh": ["[en] 尼罗河", "[en] 尼罗河"], "de": ["[en] Der Nil", None, None]}
+    assert [len(call) for call in generator.calls] == [2]  # distinct spans once; English, numbers, None skipped
+    assert [s.span for s in glossed["de"]] == ["Der Nil", None, "1869"]  # the spans themselves are kept
