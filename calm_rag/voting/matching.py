@@ -107,6 +107,12 @@ class AnswerNode:
     """The answer translated into one shared language (English) by the pipeline, where it was: compared too."""
 
 
+GLOSS_MAX_WORDS = 4
+"""Glosses are compared only when both are this short: names and terms ("Nile River", "Mount Everest", "New
+England Patriots"). Between sentences the English cosine is carried by their shared frame: "Egypt is on the
+Atlantic continent." and "Egypt is located in Africa" came out as one answer on the German factual set."""
+
+
 def _unit_rows(vectors: np.ndarray, count: int) -> np.ndarray:
     rows = np.asarray(vectors, dtype=np.float32)
     if rows.ndim != 2 or rows.shape[0] != count:
@@ -130,11 +136,13 @@ def agreement_scores(nodes: Sequence[AnswerNode], encode: Encode, threshold: flo
         if any(node.gloss for node in nodes):
             glosses = [node.gloss or node.text for node in nodes]
             in_english = _unit_rows(encode(glosses), count)
-            scores = np.maximum(scores, in_english @ in_english.T)
+            gloss_scores = in_english @ in_english.T
             keys = [answer_key(gloss) for gloss in glosses]
+            named = [len(gloss.split()) <= GLOSS_MAX_WORDS for gloss in glosses]
             for i, j in itertools.combinations(range(count), 2):
-                if keys[i] and keys[i] == keys[j]:
-                    scores[i, j] = scores[j, i] = 1.0
+                if named[i] and named[j] and (nodes[i].gloss or nodes[j].gloss):
+                    agree = 1.0 if keys[i] and keys[i] == keys[j] else float(gloss_scores[i, j])
+                    scores[i, j] = scores[j, i] = max(scores[i, j], agree)
     for i in range(count):
         scores[i, i] = 1.0
         for j in range(i + 1, count):

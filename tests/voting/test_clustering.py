@@ -248,3 +248,16 @@ def test_names_that_are_no_transliteration_agree_through_their_glosses() -> None
     assert [sorted(member.lang for member in cluster.members) for cluster in glossed.clusters] == [
         ["en", "fr", "zh"], ["de"]]  # zh by the glosses' cosine, fr by the same key
     assert glossed.clusters[0].members[0].text == "Mount Everest"  # members keep their own text
+
+
+def test_sentence_glosses_are_not_compared() -> None:
+    """Two sentences' English versions share their frame ("Egypt is ..."), not their answer: only glosses of at
+    most GLOSS_MAX_WORDS words (names, terms) can make answers agree."""
+    sentences = {"Egypt is on the Atlantic continent.": 3, "Egypt is located in Africa": 3}
+    answers = {"en": ["Egypt is located in Africa"], "de": ["Ägypten liegt auf dem Atlantik Kontinent"]}
+    glosses = {"Ägypten liegt auf dem Atlantik Kontinent": "Egypt is on the Atlantic continent."}
+    clustering = cluster_answers(answers, concept_encoder(sentences), glosses=glosses)
+    assert len(clustering.clusters) == 2
+    short = cluster_answers({"en": ["Africa"], "de": ["Afrika-Kontinent"]}, concept_encoder({"Africa": 4,
+                            "African continent": 4}), glosses={"Afrika-Kontinent": "African continent"})
+    assert len(short.clusters) == 1
