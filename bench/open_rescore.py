@@ -1,8 +1,11 @@
 """Re-cluster the spans that bench/open_agreement.py stored, with the current clustering: no generation.
 
-Every stored question's spans go through `cluster_answers` twice: with the transliteration check off
-(cosine alone: this should reproduce the stored clusters, a check that the spans and the embedder are the
-ones measured) and with the current rule. Per run it reports the share of questions whose top cluster spans
+Every stored question's spans go through `cluster_answers` three times: with the transliteration check off and
+no glosses (cosine alone), with the current rule but without the stored English glosses (`no_glosses`), and with
+the current rule and the glosses the run stored (`current`; runs stored before glosses have none). On a run
+made before the current rules, cosine alone should reproduce the stored clusters (a check that the spans and the
+embedder are the ones measured); on a run with glosses, `no_glosses` vs `current` is the glosses' effect on the
+very same spans. Per run it reports the share of questions whose top cluster spans
 at least 3 languages and whose consensus matches the gold: as stored, cosine alone, current.
 
 A question keeps its stored verdict on the gold while its consensus cluster holds the same samples. When the
@@ -24,6 +27,7 @@ from typing import Any
 
 from calm_rag.indexes.encoder import load_encoder
 from calm_rag.voting import CachedEncoder, ClusterConfig, Clustering, cluster_answers, consensus_answer, semantic_match
+from calm_rag.voting.clustering import span_glosses
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -43,14 +47,16 @@ def _wide(clustering: Clustering) -> bool:
 
 
 def rescore_run(run: dict[str, Any], encode: CachedEncoder, config: ClusterConfig, lang: str = "de") -> dict[str, Any]:
-    totals = {"stored": [0, 0], "cosine_only": [0, 0], "current": [0, 0]}
+    totals = {"stored": [0, 0], "cosine_only": [0, 0], "no_glosses": [0, 0], "current": [0, 0]}
     reproduced, changed = 0, []
     for question in run["per_question"]:
         spans, stored_ranks = question["spans"], question["span_clusters"]
         totals["stored"][0] += question["wide"]
         totals["stored"][1] += question["right"]
-        for name, setting in (("cosine_only", replace(config, sound_margin=0.0)), ("current", config)):
-            clustering = cluster_answers(spans, encode, setting)
+        glosses = span_glosses(spans, question.get("span_glosses", {}), config.max_chars)
+        for name, setting, given in (("cosine_only", replace(config, sound_margin=0.0), {}),
+                                     ("no_glosses", config, {}), ("current", config, glosses)):
+            clustering = cluster_answers(spans, encode, setting, given)
             ranks = _ranks(clustering, spans)
             same_consensus = not clustering.abstained and _top(ranks) == _top(stored_ranks)
             if same_consensus or (clustering.abstained and question["answer"] is None):
@@ -65,7 +71,7 @@ def rescore_run(run: dict[str, Any], encode: CachedEncoder, config: ClusterConfi
             totals[name][1] += right
             if name == "cosine_only":
                 reproduced += ranks == stored_ranks
-            elif ranks != stored_ranks:
+            elif name == "current" and ranks != stored_ranks:
                 changed.append({"id": question["id"], "gold": question["gold"], "spans": spans,
                                 "span_clusters": {"stored": stored_ranks, "current": ranks},
                                 "wide": {"stored": question["wide"], "current": _wide(clustering)},
@@ -88,18 +94,19 @@ def main() -> None:
     stored = json.loads(args.results.read_text(encoding="utf-8"))
     config = ClusterConfig()
     encode = CachedEncoder(load_encoder(args.embedder))
-    texts = {span.strip() for run in stored["runs"] for question in run["per_question"]
-             for items in question["spans"].values() for span in items if span}
+    texts = {text.strip() for run in stored["runs"] for question in run["per_question"]
+             for field in ("spans", "span_glosses") for items in question.get(field, {}).values()
+             for text in items if text}
     encode(sorted(texts | {question["gold"] for run in stored["runs"] for question in run["per_question"]}))
     runs = [rescore_run(run, encode, config) for run in stored["runs"]]
-    print(f"{'continuation':<13} {'reproduced':>10}  {'top cluster >=3 langs':>32}  {'consensus right':>26}")
-    print(f"{'':<13} {'':>10}  {'stored  cosine  current':>32}  {'stored  cosine  current':>26}")
+    names = ("stored", "cosine_only", "no_glosses", "current")
+    print(f"{'continuation':<13} {'reproduced':>10}  {'top cluster >=3 langs':>38}  {'consensus right':>38}")
+    print(f"{'':<13} {'':>10}  {'stored  cosine  no-gloss  current':>38}  {'stored  cosine  no-gloss  current':>38}")
     for run in runs:
-        cells = [run[name][key] for key in ("top_cluster_3_languages", "consensus_correct")
-                 for name in ("stored", "cosine_only", "current")]
+        wide = " ".join(f"{run[name]['top_cluster_3_languages']:>7.2f}" for name in names)
+        right = " ".join(f"{run[name]['consensus_correct']:>7.2f}" for name in names)
         print(f"{'on' if run['continue_spans'] else 'off':<13} {run['cosine_only_reproduces_stored_clusters']:>7}/"
-              f"{run['questions']:<2}  {cells[0]:>16.2f} {cells[1]:>7.2f} {cells[2]:>8.2f}  "
-              f"{cells[3]:>10.2f} {cells[4]:>7.2f} {cells[5]:>8.2f}   changed: "
+              f"{run['questions']:<2}  {wide:>38}  {right:>38}   changed: "
               f"{', '.join(change['id'] for change in run['changed']) or 'none'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"source": args.results.name, "model": stored.get("model"),
