@@ -94,6 +94,9 @@ class CalmTrainConfig:
     """Open questions only: the embedder that clusters answers by meaning (default: settings.embedder)."""
     cluster_threshold: float = DEFAULT_THRESHOLD
     """Open questions only: cosine similarity at which two answers count as the same answer."""
+    gloss_spans: bool = True
+    """Open questions only: translate every span into English too and let answers agree through it, as `ask`
+    and `eval` do (`calm_rag.generation.open_sampling.gloss_responses`): the targets are voted like answers."""
     letter_warn_share: float = 0.5
     """Warn when one letter is more than this share of the training targets."""
     dev_questions: int = 0

@@ -20,7 +20,8 @@ from typing import Any
 
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import Generator
-from calm_rag.generation.open_sampling import sample_open_responses
+from calm_rag.generation.open_sampling import gloss_responses, sample_open_responses
+from calm_rag.generation.translation import Translator
 from calm_rag.prompts import Translate
 from calm_rag.questions import ParallelQuestion
 from calm_rag.responses import OpenResponse
@@ -64,7 +65,7 @@ class OpenQuestionSamples:
             "gold": {lang: version.answer for lang, version in self.question.versions.items()},
             "consistency": clustering.consistency, "tied": clustering.tied,
             "clusters": [cluster.to_dict() for cluster in clustering.clusters],
-            "languages": {lang: [{"text": s.text, "span": s.span, "span_source": s.span_source,
+            "languages": {lang: [{"text": s.text, "span": s.span, "span_source": s.span_source, "gloss": s.gloss,
                                   "explanation": s.explanation, "prompt": list(s.prompt)} for s in items]
                           for lang, items in self.samples.items()},
         }
@@ -89,8 +90,8 @@ def judge_open(questions: Sequence[ParallelQuestion], drawn: Sequence[dict[str, 
     """Cluster every question's samples (each distinct answer embedded once) and pick the targets."""
     clusters = cluster_config(config)
     cached = CachedEncoder(encode)
-    cached([truncate(s.span.strip(), clusters.max_chars) for by_lang in drawn for items in by_lang.values()
-            for s in items if s.span])
+    cached(list(dict.fromkeys(text for by_lang in drawn for items in by_lang.values() for s in items if s.span
+                              for text in (truncate(s.span.strip(), clusters.max_chars), s.gloss) if text)))
     judged = []
     for question, by_lang in zip(questions, drawn, strict=True):
         clustering = cluster_open_responses(by_lang, cached, clusters)
@@ -105,6 +106,8 @@ def sample_open_round(generator: Generator, encode: Encode, questions: Sequence[
     `seed_offset`: the round's prompts before these questions (see `CalmTrainConfig.sampling_config`)."""
     generation = config.sampling_config(round_number, seed_offset).generation
     drawn = sample_open_responses(generator, questions, config.languages, config.samples, generation, progress=progress)
+    if config.gloss_spans:
+        drawn = gloss_responses(Translator(generator), drawn)
     return judge_open(questions, drawn, encode, config)
 
 
@@ -114,7 +117,7 @@ def open_samples_from_records(questions: Sequence[ParallelQuestion], records: Se
     if [record["id"] for record in records] != [question.id for question in questions]:
         raise CalmRagError(f"{where} does not match the selected questions; start over with --overwrite")
     drawn = [{lang: [OpenResponse(lang, item["text"], item["span"], item["explanation"], tuple(item["prompt"]),
-                                  item.get("span_source"))
+                                  item.get("span_source"), item.get("gloss"))
                      for item in items] for lang, items in record["languages"].items()} for record in records]
     return judge_open(questions, drawn, encode, config)
 

@@ -72,3 +72,16 @@ def test_samples_round_trip_rebuilds_the_same_clustering() -> None:
     assert records[0]["languages"]["de"][0]["span"] == "Berlin" and records[0]["gold"]["zh"] == "巴黎"
     rebuilt = open_samples_from_records(questions(2), records, encode, config(), "samples.jsonl")
     assert [r.to_record(1) for r in rebuilt] == records
+
+
+def test_targets_are_voted_with_english_glosses_as_answers_are() -> None:
+    """"巴黎" shares no direction with "Paris" here; its gloss does, so zh joins en as in `ask`; off, the three
+    languages tie. The gloss is kept in the round's records."""
+    encode = concept_encoder({"Paris": 0, "[en] 巴黎": 0, "Berlin": 1})
+    generator = FakeGenerator({"en": "Paris", "de": "Berlin", "zh": "巴黎"})
+    [glossed] = sample_open_round(generator, encode, questions(), config(), 1)  # type: ignore[arg-type]
+    assert glossed.status == "target" and glossed.target == "Paris"
+    assert [len(c.members) for c in glossed.clustering.clusters] == [4, 2]
+    assert glossed.to_record(1)["languages"]["zh"][0]["gloss"] == "[en] 巴黎"
+    [plain] = sample_open_round(generator, encode, questions(), config(gloss_spans=False), 1)  # type: ignore[arg-type]
+    assert plain.status == "tied" and plain.to_record(1)["languages"]["zh"][0]["gloss"] is None
