@@ -124,8 +124,8 @@ def _unit_rows(vectors: np.ndarray, count: int) -> np.ndarray:
 def agreement_scores(nodes: Sequence[AnswerNode], encode: Encode, threshold: float = DEFAULT_THRESHOLD,
                      sound_margin: float = SOUND_MARGIN) -> np.ndarray:
     """Pairwise agreement scores: 1 for number matches, -1 for number mismatches, else the cosine - of the
-    answers, or of their glosses (each answer in English, the English ones as they are) where that is higher,
-    1 where the glosses are the same - lifted to `threshold` for a transliterated name within `sound_margin`
+    answers, or of their glosses (each answer in English, the English ones as they are; only where both are at
+    most `GLOSS_MAX_WORDS` words) where that is higher, 1 where those glosses are the same - lifted to `threshold` for a transliterated name within `sound_margin`
     below it. The encoder is only called when some pair is not decided by numbers."""
     count = len(nodes)
     if count < 2 or all(node.quantities for node in nodes):
