@@ -1,7 +1,8 @@
 """Open-question agreement across languages: the German factual set (examples/factual_de), two settings side
 by side in one run: the span continuation off and on (`--compare spans`, the default); the continuation on and
 the self-translation of the question straight from German vs through English (`--compare pivot`); or both on
-and the spans compared as written vs also through their English glosses (`--compare gloss`).
+and the spans compared as written vs also through their English glosses (`--compare gloss`); or all of those on
+and the sampling free vs under the answer-line grammar (`--compare constrain`, llama.cpp).
 
 For each question `CalmQA.ask_open_batch` asks it in --languages with --samples answers each; reported per
 setting: the share of questions whose top cluster spans at least 3 languages, the share whose consensus
@@ -37,14 +38,16 @@ RESULTS = Path(__file__).parent / "results"
 QUESTIONS = Path(__file__).resolve().parents[1] / "examples" / "factual_de" / "questions.jsonl"
 
 
-SETTINGS = {"spans": [(False, "en", False), (True, "en", False)], "pivot": [(True, None, False), (True, "en", False)],
-            "gloss": [(True, "en", False), (True, "en", True)]}
-"""--compare -> the two settings measured, each (span continuation, translation pivot, glosses)."""
+SETTINGS = {"spans": [(False, "en", False, False), (True, "en", False, False)],
+            "pivot": [(True, None, False, False), (True, "en", False, False)],
+            "gloss": [(True, "en", False, False), (True, "en", True, False)],
+            "constrain": [(True, "en", True, False), (True, "en", True, True)]}
+"""--compare -> the two settings measured, each (span continuation, translation pivot, glosses, grammar)."""
 
 
 def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, pivot: str | None, gloss: bool,
-            batch: int) -> dict[str, Any]:
-    qa.config = replace(qa.config, continue_spans=continue_spans, gloss_spans=gloss)
+            constrain: bool, batch: int) -> dict[str, Any]:
+    qa.config = replace(qa.config, continue_spans=continue_spans, gloss_spans=gloss, constrain_spans=constrain)
     qa.translator = Translator(qa.generator, pivot=pivot)  # and nothing cached from the other setting
     started = time.perf_counter()
     answers = []
@@ -64,7 +67,8 @@ def measure(qa: CalmQA, rows: list[dict[str, Any]], continue_spans: bool, pivot:
     given_short = [is_short_span(answer.answer) for answer in answers]
     continued = sources["continuation"] + sources["shortened"]
     return {
-        "continue_spans": continue_spans, "translation_pivot": pivot, "gloss_spans": gloss, "questions": len(rows),
+        "continue_spans": continue_spans, "translation_pivot": pivot, "gloss_spans": gloss,
+        "constrain_spans": constrain, "questions": len(rows),
         "top_cluster_3_languages": sum(wide) / len(rows), "consensus_correct": sum(right) / len(rows),
         "answer_is_short_span": sum(given_short) / len(rows),
         "answer_translated": sum(answer.answer_translated for answer in answers) / len(rows),
@@ -95,7 +99,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=192)
     parser.add_argument("--compare", choices=sorted(SETTINGS), default="spans",
                         help="spans: continuation off vs on; pivot: translation straight vs through English; "
-                             "gloss: spans compared as written vs also in English")
+                             "gloss: spans compared as written vs also in English; constrain: sampling free vs "
+                             "under the answer-line grammar")
     parser.add_argument("--out", default="open_agreement.json", help="file name under bench/results/")
     args = parser.parse_args()
     rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -107,12 +112,12 @@ def main() -> None:
                       generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=0.7))
     with CalmQA.from_config(config) as qa:
         runs = [measure(qa, rows, *setting, args.batch) for setting in SETTINGS[args.compare]]
-    print(f"{'continuation':<13} {'pivot':>6} {'gloss':>6} {'top cluster >=3 langs':>22} {'consensus right':>16} {'answer short':>13} "
+    print(f"{'continuation':<13} {'pivot':>6} {'gloss':>6} {'grammar':>8} {'top cluster >=3 langs':>22} {'consensus right':>16} {'answer short':>13} "
           f"{'short spans':>12} {'continued':>10} {'seconds':>8}  short spans by language")
     for run in runs:
         by_lang = " ".join(f"{lang} {rate:.2f}" for lang, rate in run["short_span_rate_by_language"].items())
         print(f"{'on' if run['continue_spans'] else 'off':<13} {run['translation_pivot'] or '-':>6} "
-              f"{'on' if run['gloss_spans'] else 'off':>6} "
+              f"{'on' if run['gloss_spans'] else 'off':>6} {'on' if run['constrain_spans'] else 'off':>8} "
               f"{run['top_cluster_3_languages']:>22.2f} "
               f"{run['consensus_correct']:>16.2f} {run['answer_is_short_span']:>13.2f} {run['short_span_rate']:>12.2f} "
               f"{run['continued_share']:>10.2f} {run['seconds']:>8.1f}  {by_lang}")

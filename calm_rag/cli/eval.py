@@ -64,6 +64,9 @@ def eval_command(
     continue_spans: bool | None = typer.Option(None, "--continue-spans/--no-continue-spans",
                                                help="Open questions: ask for the short span after the answer label "
                                                     "where a response has none (default: on)."),
+    constrain_spans: bool | None = typer.Option(None, "--constrain-spans/--no-constrain-spans",
+                                                help="Open questions, llama.cpp: sample under a grammar that ends "
+                                                     "every response with the answer line (default: off)."),
     gloss_spans: bool | None = typer.Option(None, "--gloss-spans/--no-gloss-spans",
                                             help="Open questions: translate every answer span into English too and "
                                                  "let answers agree through it (default: on)."),
@@ -98,7 +101,8 @@ def eval_command(
                  "top_k": top_k, "limit": limit, "dev_questions": dev, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
                  "temperature": temperature, "mode": mode, "permute": permute, "balanced": balanced,
                  "embedder": embedder, "threshold": threshold,
-                 "continue_spans": continue_spans, "gloss_spans": gloss_spans, "continue_letters": continue_letters}
+                 "continue_spans": continue_spans, "gloss_spans": gloss_spans, "constrain_spans": constrain_spans,
+                 "continue_letters": continue_letters}
     progress = ProgressDisplay(err_console, log=not as_json)
     with progress:
         payload = evaluate_dataset(

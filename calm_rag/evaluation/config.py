@@ -176,6 +176,8 @@ class OpenEvalConfig:
     continue_spans: bool = True
     """Ask for the short span after the answer label when a response has no short answer line of its own
     (`calm_rag.generation.open_sampling`); off measures the model's own answer lines alone."""
+    constrain_spans: bool = False
+    """Sample under the answer-line grammar where the engine can (`answer_line_grammar`, llama.cpp)."""
     gloss_spans: bool = True
     """Translate every span into English too and let answers agree through it (`gloss_responses`)."""
 
@@ -206,6 +208,7 @@ class OpenEvalConfig:
                 # the spans are stored, not the continuations: a run with other span rules must not reuse them
                 "spans": "continued, shortened" if self.continue_spans else "own",
                 **({"glosses": "en"} if self.gloss_spans else {}),  # off: the key of the runs before glosses
+                **({"grammar": "answer line"} if self.constrain_spans else {}),
                 "generation": {"max_new_tokens": generation.max_new_tokens, "temperature": generation.temperature,
                                "top_p": generation.top_p, "seed": generation.seed}}
 

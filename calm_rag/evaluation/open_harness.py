@@ -80,7 +80,8 @@ def evaluate_open(generator: Generator, questions: Sequence[ParallelQuestion], c
     def answer_units(units: list[ParallelQuestion], passages: list[list[Passage]] | None,
                      progress: Progress | None) -> list[dict[str, list[OpenResponse]]]:
         drawn = sample_open_responses(generator, units, config.languages, config.samples, generation, passages,
-                                      progress=progress, continue_spans=config.continue_spans)
+                                      progress=progress, continue_spans=config.continue_spans,
+                                      constrain_spans=config.constrain_spans)
         return gloss_responses(translator, drawn) if config.gloss_spans else drawn
 
     return answer_with_cache(questions, config.languages, config.samples, config.batch_size, answer_units,

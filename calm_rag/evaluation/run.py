@@ -24,7 +24,8 @@ from calm_rag.generation.engines import EngineConfig
 CHOICE_ONLY = {"mode": "--mode", "permute": "--permute/--no-permute", "balanced": "--balanced/--unbalanced",
                "continue_letters": "--continue-letters/--no-continue-letters", "dev_questions": "--dev"}
 OPEN_ONLY = {"embedder": "--embedder", "threshold": "--threshold", "continue_spans": "--continue-spans/--no-continue-spans",
-             "gloss_spans": "--gloss-spans/--no-gloss-spans"}
+             "gloss_spans": "--gloss-spans/--no-gloss-spans",
+             "constrain_spans": "--constrain-spans/--no-constrain-spans"}
 
 
 def check_kind_settings(data: Path, open_questions: bool, settings: Mapping[str, Any]) -> None:

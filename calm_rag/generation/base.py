@@ -38,6 +38,9 @@ class GenerationConfig:
     batch_size: int = 32
     """At most this many sequences per batched call (transformers: the memory budget; servers: the
     number of requests in flight)."""
+    grammar: str | None = None
+    """A GBNF grammar the output must follow, where the engine constrains decoding (llama.cpp, in-process or
+    as a server); other engines decode freely, and callers check what comes back as they would anyway."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -181,6 +181,8 @@ class OpenAIGenerator:
         samples = 0  # seeds advance by n: llama.cpp seeds the i-th of n samples with seed + i
         for prompt, positions in groups.items():
             body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": config.max_new_tokens}
+            if config.grammar and self.info.llamacpp:  # other servers name constrained decoding differently
+                body["grammar"] = config.grammar
             if config.temperature == 0:  # greedy: one answer serves every copy of the prompt
                 requests.append((positions, {**body, "temperature": 0.0, "n": 1}))
                 continue

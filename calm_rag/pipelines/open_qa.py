@@ -43,6 +43,9 @@ class OpenConfig:
     clustering: ClusterConfig = field(default_factory=ClusterConfig)
     continue_spans: bool = True
     """Ask for the short span after the answer label when a response has none of its own."""
+    constrain_spans: bool = False
+    """Sample under a grammar that ends every response with the answer line, where the engine can (llama.cpp);
+    the continuation then only serves the samples that ran out of tokens."""
     gloss_spans: bool = True
     """Translate every span into English too (one batched call) and let answers agree through it: names that are
     no transliteration ("珠穆朗玛峰" and "Mount Everest") do not agree on the embedder's cosine alone."""
@@ -140,7 +143,8 @@ class OpenQA:
 
         drawn = sample_open_responses(self.generator, parallel, order, count, self.config.generation,
                                       [list(request.passages) for request in requests], progress=advance,
-                                      continue_spans=self.config.continue_spans)
+                                      continue_spans=self.config.continue_spans,
+                                      constrain_spans=self.config.constrain_spans)
         report("clustering", 0, len(parallel))
         if self.config.gloss_spans:
             drawn = gloss_responses(self.translator, drawn)

@@ -58,6 +58,8 @@ class QAConfig:
     """Open questions: the embedder that clusters answers by meaning (default: settings.embedder)."""
     continue_spans: bool = True
     """Open questions: ask for the short span after the answer label when a response has none of its own."""
+    constrain_spans: bool = False
+    """Open questions: sample under the answer-line grammar where the engine can (see `OpenConfig`)."""
     gloss_spans: bool = True
     """Open questions: compare the answers in English too (each span translated; see `OpenConfig.gloss_spans`)."""
     continue_letters: bool = True
@@ -190,7 +192,8 @@ class CalmQA:
         freeform = OpenQA(self.generator, self.encode, OpenConfig(
             languages=tuple(self._languages(languages)), samples=samples or self.config.samples or self.settings.samples,
             generation=self.config.generation, clustering=ClusterConfig(threshold=self.config.cluster_threshold),
-            continue_spans=self.config.continue_spans, gloss_spans=self.config.gloss_spans),
+            continue_spans=self.config.continue_spans, constrain_spans=self.config.constrain_spans,
+            gloss_spans=self.config.gloss_spans),
             translator=self.translator)
         answers = freeform.ask_batch(
             [OpenRequest(request.question, request.lang, [Passage(h.text, h.source, h.lang) for h in found])

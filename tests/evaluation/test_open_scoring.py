@@ -105,3 +105,5 @@ def test_glossing_is_part_of_the_cache_key_only_when_on() -> None:
     off, the key is the one runs had before glosses, so their caches are still found."""
     assert OpenEvalConfig(gloss_spans=True).fingerprint()["glosses"] == "en"
     assert "glosses" not in OpenEvalConfig(gloss_spans=False).fingerprint()
+    assert OpenEvalConfig(constrain_spans=True).fingerprint()["grammar"] == "answer line"  # other samples
+    assert "grammar" not in OpenEvalConfig().fingerprint()

@@ -199,3 +199,29 @@ def test_an_adapter_is_refused_on_the_openai_engine_before_any_request() -> None
     config = EngineConfig(engine="openai", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(CalmRagError, match="--adapter cannot be applied to a remote server"):
         load_generator("served", config, adapter="runs/x")
+
+
+def test_the_answer_line_grammar_gives_every_sample_its_answer_line(llamacpp: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny random model writes noise; under the grammar each sample still ends with its language's answer
+    label and a short span on its own line, so no span needs the continuation. Without it the noise has no such
+    line. (The explanation allowance is cut so that the noise fits the tiny model's context.)"""
+    from calm_rag.generation import open_sampling
+    from calm_rag.generation.open_sampling import sample_open_responses
+
+    monkeypatch.setattr(open_sampling, "EXPLANATION_LINES", 2)
+    monkeypatch.setattr(open_sampling, "LINE_CHARS", 40)
+    from calm_rag.questions import ParallelQuestion
+
+    question = ParallelQuestion("q", {"de": Question("q", "de", "Wie viele Beine hat eine Spinne?"),
+                                      "zh": Question("q", "zh", "蜘蛛有几条腿？")}, "de")
+    config = GenerationConfig(max_new_tokens=400, temperature=0.7, seed=3)
+    [free] = sample_open_responses(llamacpp, [question], ["de", "zh"], 2, config, continue_spans=False)
+    [constrained] = sample_open_responses(llamacpp, [question], ["de", "zh"], 2, config, continue_spans=False,
+                                          constrain_spans=True)
+    assert sum(s.span_source == "answer_line" for items in free.values() for s in items) < 4
+    for lang, items in constrained.items():
+        for sample in items:
+            last = sample.text.strip().splitlines()[-1].replace("\ufffd", "")  # the noise splits characters
+            assert last.startswith(answer_prefill(lang)) and 0 < len(last) - len(answer_prefill(lang)) <= 61
+            assert sample.span_source == "answer_line" and sample.span

@@ -73,3 +73,11 @@ def test_spans_not_in_english_get_an_english_gloss_in_one_call() -> None:
         "en": [None, None], "zh": ["[en] 尼罗河", "[en] 尼罗河"], "de": ["[en] Der Nil", None, None]}
     assert [len(call) for call in generator.calls] == [2]  # distinct spans once; English, numbers, None skipped
     assert [s.span for s in glossed["de"]] == ["Der Nil", None, "1869"]  # the spans themselves are kept
+
+
+def test_the_answer_line_grammar_ends_with_the_languages_own_label() -> None:
+    from calm_rag.generation.open_sampling import NOT_A_BREAK, answer_line_grammar
+
+    grammar = answer_line_grammar("zh")
+    assert grammar.startswith('root ::= line{0,6} "答案：" " "? span') and f"span ::= {NOT_A_BREAK}{{1,60}}" in grammar
+    assert '"Antwort:"' in answer_line_grammar("de") and "答案" not in answer_line_grammar("de")

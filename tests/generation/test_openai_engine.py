@@ -363,3 +363,12 @@ def test_a_refused_api_key_points_at_the_flag(stub: Callable[[Handler], Stub]) -
     server = stub(lambda handler, body: reply(handler, 401, {"error": {"message": "invalid api key"}}))
     with connect(server) as generator, pytest.raises(CalmRagError, match="HTTP 401: invalid api key.*--api-key"):
         generator.generate(["p"], GenerationConfig(temperature=0))
+
+
+def test_a_grammar_goes_only_to_llamacpp(stub: Callable[[Handler], Stub]) -> None:
+    """Other servers name constrained decoding differently (vLLM's guided decoding): a llama.cpp field could be
+    refused there, so they decode freely and the caller's continuation reads the answer line."""
+    server = stub(lambda handler, body: reply(handler, 200, completion(body)))
+    with connect(server) as generator:
+        generator.generate(["p"], GenerationConfig(max_new_tokens=4, grammar='root ::= "A"'))
+    assert server.bodies and all("grammar" not in body for body in server.bodies)
