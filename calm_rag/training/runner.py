@@ -376,8 +376,6 @@ def train_on_pairs(pairs_file: Path | str, out: Path | str, config: CalmTrainCon
         source["dev_questions"] = [question.id for question in dev]
     adjusted = _check_spec(folder, _spec("train-pairs", config, source, resolved, start))
     run = _Run(config, folder, resolved, start, progress, notify, dev)
-    for warning in producer_warnings(config.samples_from, config, start) if config.samples_from else []:
-        run.say(warning)
     _restart_dpo(run, adjusted)
     marker = run.round_dir(1) / "round.json"
     languages = sorted({str(record["lang"]) for record in records if record.get("lang")})
