@@ -28,8 +28,8 @@ from calm_rag.progress import StageProgress
 from calm_rag.prompts import Passage
 from calm_rag.questions import ParallelQuestion, Question
 from calm_rag.responses import OpenResponse
-from calm_rag.voting import CachedEncoder, ClusterConfig, Clustering, Encode, truncate
-from calm_rag.voting.clustering import cluster_open_responses
+from calm_rag.voting import ClusterConfig, Clustering, Encode
+from calm_rag.voting.clustering import cluster_open_batch
 
 
 @dataclass(frozen=True)
@@ -172,12 +172,7 @@ class OpenQA:
     def cluster(self, drawn: Sequence[dict[str, list[OpenResponse]]]) -> list[Clustering]:
         """Cluster each question's samples; every distinct answer (and gloss) of the batch is embedded in one
         call."""
-        limit = self.config.clustering.max_chars
-        cached = CachedEncoder(self.encode)
-        texts = [text for by_lang in drawn for items in by_lang.values() for s in items if s.span
-                 for text in (truncate(s.span.strip(), limit), s.gloss) if text]
-        cached(list(dict.fromkeys(texts)))
-        return [cluster_open_responses(by_lang, cached, self.config.clustering) for by_lang in drawn]
+        return cluster_open_batch(drawn, self.encode, self.config.clustering)
 
     def _in_user_language(self, questions: Sequence[ParallelQuestion], clusterings: Sequence[Clustering]
                           ) -> list[tuple[str | None, str | None]]:

@@ -28,16 +28,14 @@ from calm_rag.responses import OpenResponse
 from calm_rag.training.choice_round import Status
 from calm_rag.training.config import CalmTrainConfig
 from calm_rag.voting import (
-    CachedEncoder,
     ClusterConfig,
     Clustering,
     Encode,
     consensus_answer,
     own_answer,
     semantic_match,
-    truncate,
 )
-from calm_rag.voting.clustering import cluster_open_responses
+from calm_rag.voting.clustering import cluster_open_batch
 from calm_rag.voting.open_pairs import plan_open_pairs, realize_open_pairs
 
 Progress = Callable[[int], None]
@@ -88,15 +86,9 @@ def choose_open_target(clustering: Clustering, config: CalmTrainConfig) -> Statu
 def judge_open(questions: Sequence[ParallelQuestion], drawn: Sequence[dict[str, list[OpenResponse]]],
                encode: Encode, config: CalmTrainConfig) -> list[OpenQuestionSamples]:
     """Cluster every question's samples (each distinct answer embedded once) and pick the targets."""
-    clusters = cluster_config(config)
-    cached = CachedEncoder(encode)
-    cached(list(dict.fromkeys(text for by_lang in drawn for items in by_lang.values() for s in items if s.span
-                              for text in (truncate(s.span.strip(), clusters.max_chars), s.gloss) if text)))
-    judged = []
-    for question, by_lang in zip(questions, drawn, strict=True):
-        clustering = cluster_open_responses(by_lang, cached, clusters)
-        judged.append(OpenQuestionSamples(question, by_lang, clustering, choose_open_target(clustering, config)))
-    return judged
+    clusterings = cluster_open_batch(drawn, encode, cluster_config(config))
+    return [OpenQuestionSamples(question, by_lang, clustering, choose_open_target(clustering, config))
+            for question, by_lang, clustering in zip(questions, drawn, clusterings, strict=True)]
 
 
 def sample_open_round(generator: Generator, encode: Encode, questions: Sequence[ParallelQuestion],

@@ -37,6 +37,7 @@ from calm_rag.voting.matching import (
     DEFAULT_THRESHOLD,
     SOUND_MARGIN,
     AnswerNode,
+    CachedEncoder,
     Encode,
     agreement_scores,
     answer_key,
@@ -265,3 +266,13 @@ def cluster_open_responses(samples: dict[str, list[OpenResponse]], encode: Encod
     spans = {lang: [s.span for s in items] for lang, items in samples.items()}
     glosses = {lang: [s.gloss for s in items] for lang, items in samples.items()}
     return cluster_answers(spans, encode, config, span_glosses(spans, glosses, config.max_chars))
+
+
+def cluster_open_batch(drawn: Sequence[dict[str, list[OpenResponse]]], encode: Encode, config: ClusterConfig
+                       ) -> list[Clustering]:
+    """`cluster_open_responses` for each question of a batch, with every distinct span (as cut to `max_chars`)
+    and gloss of the batch embedded in one call first."""
+    cached = CachedEncoder(encode)
+    cached(list(dict.fromkeys(text for by_lang in drawn for items in by_lang.values() for s in items if s.span
+                              for text in (truncate(s.span.strip(), config.max_chars), s.gloss) if text)))
+    return [cluster_open_responses(by_lang, cached, config) for by_lang in drawn]
