@@ -27,7 +27,7 @@ from dataclasses import replace
 
 from calm_rag.errors import CalmRagError
 from calm_rag.generation.base import GenerationConfig, Generator, Progress
-from calm_rag.generation.translation import Translator
+from calm_rag.generation.translation import PIVOT_LANGUAGE, Translator
 from calm_rag.prompts import Message, Passage, answer_prefill, open_messages
 from calm_rag.questions import ParallelQuestion
 from calm_rag.responses import OpenResponse
@@ -114,23 +114,19 @@ def sample_open_responses(generator: Generator, questions: Sequence[ParallelQues
     return results
 
 
-GLOSS_LANGUAGE = "en"
-"""The one language every span is also compared in: the one small models translate into best."""
-
-
 def gloss_responses(translator: Translator, drawn: Sequence[dict[str, list[OpenResponse]]]
                     ) -> list[dict[str, list[OpenResponse]]]:
     """The responses with `gloss` set: every distinct span not in English translated into English, all in one
     batched call (through `translator`'s cache). A translation that changed nothing (a number, a date) is no
     gloss."""
-    requests = list(dict.fromkeys((s.span.strip(), lang, GLOSS_LANGUAGE) for by_lang in drawn
-                                  for lang, items in by_lang.items() if lang != GLOSS_LANGUAGE
+    requests = list(dict.fromkeys((s.span.strip(), lang, PIVOT_LANGUAGE) for by_lang in drawn
+                                  for lang, items in by_lang.items() if lang != PIVOT_LANGUAGE
                                   for s in items if s.span and s.span.strip()))
     glosses = {request: gloss for request, gloss in zip(requests, translator.translate_many(requests))}
 
     def glossed(response: OpenResponse) -> OpenResponse:
         text = response.span.strip() if response.span else ""
-        gloss = glosses.get((text, response.lang, GLOSS_LANGUAGE))
+        gloss = glosses.get((text, response.lang, PIVOT_LANGUAGE))
         return replace(response, gloss=gloss if gloss and gloss != text else None)
 
     return [{lang: [glossed(s) for s in items] for lang, items in by_lang.items()} for by_lang in drawn]

@@ -46,6 +46,10 @@ def needs_translation(request: TranslationRequest) -> bool:
     return source != target and any(character.isalpha() for character in text)
 
 
+PIVOT_LANGUAGE = "en"
+"""The language small models translate into and out of best: the default pivot, and the language every open
+answer is also compared in (`calm_rag.generation.open_sampling.gloss_responses`)."""
+
 QUESTION_MARKS = ("?", "？", "؟")
 
 
@@ -60,7 +64,8 @@ def keeps_question(request: TranslationRequest, translation: str | None) -> bool
 
 
 class Translator:
-    def __init__(self, generator: Generator, config: GenerationConfig | None = None, pivot: str | None = "en") -> None:
+    def __init__(self, generator: Generator, config: GenerationConfig | None = None,
+                 pivot: str | None = PIVOT_LANGUAGE) -> None:
         self.generator = generator
         self.config = config or GenerationConfig(temperature=0.0, max_new_tokens=256)
         self.pivot = pivot
