@@ -36,6 +36,7 @@ class FakeGenerator:
     name = "fake-generator"
     has_chat_template = True
     special_tokens: frozenset[str] = frozenset()
+    constrains_decoding = False
 
     def __init__(self, knowledge: dict[str, str], fallback: str = "Hmm, ich weiß es nicht.") -> None:
         self.knowledge = knowledge
@@ -113,6 +114,7 @@ class ScriptedGenerator:
     name = "scripted"
     has_chat_template = True
     special_tokens: frozenset[str] = frozenset()
+    constrains_decoding = False
 
     def __init__(self, script: dict[str, list[str]], continuations: dict[str, str] | None = None) -> None:
         self.script = script
@@ -157,6 +159,7 @@ class ScriptedChoiceGenerator:
     name = "scripted-choice"
     has_chat_template = True
     special_tokens: frozenset[str] = frozenset()
+    constrains_decoding = False
 
     def __init__(self, script: dict[str, list[str]], continuations: dict[str, str] | None = None) -> None:
         self.script = script

@@ -63,6 +63,9 @@ class Generator(Protocol):
     """The tokenizer's added and special tokens (`calm_rag.prompts.tokenizer_control_tokens`), stripped from
     retrieved passages so a document cannot open a chat turn; empty where the tokenizer is unknown (only the
     prompts module's fixed floor applies then)."""
+    constrains_decoding: bool
+    """Whether `GenerationConfig.grammar` is applied (llama.cpp, in-process or as a server). Callers that split a
+    batch only to give each part its own grammar keep it whole where this is False."""
 
     def render(self, messages: Sequence[Message], prefill: str = "") -> str:
         """Messages -> the prompt string ending with the assistant turn's start; `prefill` continues that

@@ -73,7 +73,7 @@ def sample_open_responses(generator: Generator, questions: Sequence[ParallelQues
     """For each question: language -> its `samples` responses, in one batched generate call (plus one short
     greedy call for the spans to continue, unless `continue_spans` is off). A question is sampled in the
     given languages it has a version in. `constrain_spans`: decode under `answer_line_grammar` where the engine
-    can."""
+    can (`Generator.constrains_decoding`; elsewhere the one batched call stays)."""
     slots: list[tuple[int, str, tuple[Message, ...]]] = []
     results: list[dict[str, list[OpenResponse]]] = []
     for number, question in enumerate(questions):
@@ -86,7 +86,7 @@ def sample_open_responses(generator: Generator, questions: Sequence[ParallelQues
             prompt = tuple(open_messages(question.versions[lang].question, lang, context, generator.special_tokens))
             slots.extend((number, lang, prompt) for _ in range(samples))
     rendered = [generator.render(prompt) for _, _, prompt in slots]
-    if constrain_spans:  # one call per language: each language's grammar allows only its own label
+    if constrain_spans and generator.constrains_decoding:  # one call per language: each grammar allows its label
         outputs = [""] * len(slots)
         for lang in dict.fromkeys(lang for _, lang, _ in slots):
             indices = [index for index, (_, code, _) in enumerate(slots) if code == lang]

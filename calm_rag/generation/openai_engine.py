@@ -167,6 +167,11 @@ class OpenAIGenerator:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    @property
+    def constrains_decoding(self) -> bool:
+        """llama.cpp's server takes a GBNF `grammar`; other servers name constrained decoding differently."""
+        return self.info.llamacpp
+
     def render(self, messages: Sequence[Message], prefill: str = "") -> str:
         return self._renderer(messages, prefill)
 
@@ -181,7 +186,7 @@ class OpenAIGenerator:
         samples = 0  # seeds advance by n: llama.cpp seeds the i-th of n samples with seed + i
         for prompt, positions in groups.items():
             body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": config.max_new_tokens}
-            if config.grammar and self.info.llamacpp:  # other servers name constrained decoding differently
+            if config.grammar and self.constrains_decoding:
                 body["grammar"] = config.grammar
             if config.temperature == 0:  # greedy: one answer serves every copy of the prompt
                 requests.append((positions, {**body, "temperature": 0.0, "n": 1}))

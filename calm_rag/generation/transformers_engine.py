@@ -28,6 +28,9 @@ class TransformersGenerator:
     """The `Generator` on in-process transformers: a causal LM and its tokenizer, for batched chat generation
     and label scoring. The reference engine, and the one training and CUDA use."""
 
+    constrains_decoding = False
+    """`GenerationConfig.grammar` is not applied: transformers has no GBNF decoding."""
+
     def __init__(self, model: Any, tokenizer: Any, name: str = "model", plain_prompts: bool = False) -> None:
         """`plain_prompts`: accept a model without a chat template (a base model) and prompt it with plain
         text. Off by default because an instruct model whose template went missing answers badly

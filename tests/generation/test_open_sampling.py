@@ -81,3 +81,21 @@ def test_the_answer_line_grammar_ends_with_the_languages_own_label() -> None:
     grammar = answer_line_grammar("zh")
     assert grammar.startswith('root ::= line{0,6} "答案：" " "? span') and f"span ::= {NOT_A_BREAK}{{1,60}}" in grammar
     assert '"Antwort:"' in answer_line_grammar("de") and "答案" not in answer_line_grammar("de")
+
+
+def test_constrained_spans_split_the_batch_by_language_only_where_the_engine_applies_grammars() -> None:
+    """Each language needs its own grammar, so sampling under grammars costs one call per language; an engine
+    that ignores grammars keeps the one batched call (and gets no grammar to ignore)."""
+    scripts = {"de": ["Antwort: acht"], "en": ["Answer: eight"]}
+    free = CountingConfigs(scripts)
+    sample_open_responses(free, [QUESTION], ["de", "en"], 2, GenerationConfig(), constrain_spans=True)
+    assert len(free.calls) == 1 and len(free.calls[0]) == 4 and free.configs[0].grammar is None
+
+    class Constraining(CountingConfigs):
+        constrains_decoding = True
+
+    constrained = Constraining(scripts)
+    drawn = sample_open_responses(constrained, [QUESTION], ["de", "en"], 2, GenerationConfig(), constrain_spans=True)[0]
+    assert [len(call) for call in constrained.calls] == [2, 2]
+    assert ['"Antwort:"' in c.grammar for c in constrained.configs] == [True, False]  # type: ignore[operator]
+    assert [r.span for r in drawn["de"] + drawn["en"]] == ["acht", "acht", "eight", "eight"]
