@@ -24,7 +24,8 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,23 @@ def _out_of_memory(config: CalmTrainConfig) -> CalmRagError:
                         "effective batch), lower max_length, or enable gradient_checkpointing")
 
 
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """HF_HUB_OFFLINE=1 while the trainer runs. Each checkpoint's save asks PEFT whether the embeddings were
+    resized, and PEFT answers by looking the base's config.json up on the hub, since the adapter names its base by
+    hub id (`base_id`): a request per checkpoint online, a DNS failure and a warning offline. calm-rag never
+    resizes the embeddings and never reaches the hub, so the lookup is skipped; the variable is restored after."""
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
+
+
 def trainer_class(config: CalmTrainConfig) -> type:
     """TRL's `DPOTrainer`, with the shared-prefix forward unless activation checkpointing rules it out."""
     from trl import DPOTrainer
@@ -224,7 +242,8 @@ def train_dpo(model: Any, tokenizer: Any, records: Sequence[Mapping[str, Any]], 
     for adapter in trainer.model.peft_config.values():
         adapter.base_model_name_or_path = base_id
     try:
-        trainer.train(resume_from_checkpoint=resume_from)
+        with hub_offline():
+            trainer.train(resume_from_checkpoint=resume_from)
     except torch.OutOfMemoryError:
         raise _out_of_memory(config) from None
     except RuntimeError as error:

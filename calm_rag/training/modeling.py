@@ -62,5 +62,6 @@ def attach_adapter(loaded: LoadedModel, adapter: Path | str) -> None:
 
 def save_adapter(loaded: LoadedModel, folder: Path) -> None:
     """Save the trained 'default' adapter (its recorded base, `base_id`, was set when training began: see
-    `train_dpo`)."""
-    loaded.model.save_pretrained(folder, selected_adapters=["default"])
+    `train_dpo`). The embeddings are never resized, so PEFT need not ask the hub about the base (see `hub_offline`
+    in dpo.py)."""
+    loaded.model.save_pretrained(folder, selected_adapters=["default"], save_embedding_layers=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,9 +70,15 @@ def test_lora_layers_beyond_the_model_is_a_clear_error(tmp_path: Path) -> None:
         CalmTrainConfig(lora_layers=-1)
 
 
-def test_every_checkpoint_records_the_base_by_its_id(tmp_path: Path) -> None:
+def test_every_checkpoint_records_the_base_by_its_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint's adapter names the base like the finished adapter does, so `eval --adapter CHECKPOINT
-    --model NAME` accepts it (it used to name the folder the weights were loaded from)."""
+    --model NAME` accepts it (it used to name the folder the weights were loaded from). Saving them does not ask
+    the hub about that id (PEFT's embedding check), and HF_HUB_OFFLINE is as it was afterwards."""
+    import peft.utils.other
+
+    asked: list[str] = []
+    monkeypatch.setattr(peft.utils.other, "file_exists", lambda repo, *args, **kwargs: asked.append(repo))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from calm_rag.testing.tiny_lm import build_tiny_causal_lm
@@ -92,3 +99,4 @@ def test_every_checkpoint_records_the_base_by_its_id(tmp_path: Path) -> None:
     for checkpoint in checkpoints:
         recorded = json.loads((checkpoint / "adapter_config.json").read_text())["base_model_name_or_path"]
         assert recorded == "org/tiny-model"
+    assert asked == [] and "HF_HUB_OFFLINE" not in os.environ
