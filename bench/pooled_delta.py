@@ -65,7 +65,7 @@ def main() -> None:
                      for base, run in zip(bases, runs)],
         "pooled": summary(pooled(runs), pooled(bases)),
     }
-    print(f"{'reading':<12} {'base':>7} {'adapter':>8} {'delta':>8}  95% interval (paired by question)")
+    print(f"{'reading':<12} {'base':>7} {'run':>8} {'delta':>8}  95% interval (paired by question)")
     rows = [(f"permute {'on' if item['permute'] else 'off'}", item) for item in result["readings"]]
     for label, item in [*rows, (f"pooled ({len(runs)})", result["pooled"])]:
         for name in PAIRED:
