@@ -112,8 +112,9 @@ def main() -> None:
                       generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=0.7))
     with CalmQA.from_config(config) as qa:
         runs = [measure(qa, rows, *setting, args.batch) for setting in SETTINGS[args.compare]]
-    print(f"{'continuation':<13} {'pivot':>6} {'gloss':>6} {'grammar':>8} {'top cluster >=3 langs':>22} {'consensus right':>16} {'answer short':>13} "
-          f"{'short spans':>12} {'continued':>10} {'seconds':>8}  short spans by language")
+    print(f"{'continuation':<13} {'pivot':>6} {'gloss':>6} {'grammar':>8} {'top cluster >=3 langs':>22} "
+          f"{'consensus right':>16} {'answer short':>13} {'short spans':>12} {'continued':>10} {'seconds':>8}  "
+          "short spans by language")
     for run in runs:
         by_lang = " ".join(f"{lang} {rate:.2f}" for lang, rate in run["short_span_rate_by_language"].items())
         print(f"{'on' if run['continue_spans'] else 'off':<13} {run['translation_pivot'] or '-':>6} "

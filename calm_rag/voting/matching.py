@@ -125,8 +125,9 @@ def agreement_scores(nodes: Sequence[AnswerNode], encode: Encode, threshold: flo
                      sound_margin: float = SOUND_MARGIN) -> np.ndarray:
     """Pairwise agreement scores: 1 for number matches, -1 for number mismatches, else the cosine - of the
     answers, or of their glosses (each answer in English, the English ones as they are; only where both are at
-    most `GLOSS_MAX_WORDS` words) where that is higher, 1 where those glosses are the same - lifted to `threshold` for a transliterated name within `sound_margin`
-    below it. The encoder is only called when some pair is not decided by numbers."""
+    most `GLOSS_MAX_WORDS` words) where that is higher, 1 where those glosses are the same - lifted to
+    `threshold` for a transliterated name within `sound_margin` below it. The encoder is only called when some
+    pair is not decided by numbers."""
     count = len(nodes)
     if count < 2 or all(node.quantities for node in nodes):
         scores = np.ones((count, count))
@@ -160,8 +161,8 @@ def semantic_match(prediction: str | None, gold: str | None, encode: Encode, thr
                    sound_margin: float = SOUND_MARGIN) -> bool:
     """Whether a free-form prediction means the gold answer, by the clustering's own rule (exact key,
     then numbers, then cosine >= threshold, or a transliterated name within `sound_margin` of it). `lang` is
-    the language both are written in, if known. Scoring a dataset, pass a `CachedEncoder` primed with every prediction and gold text: one embedding
-    call in all instead of one per pair."""
+    the language both are written in, if known. Scoring a dataset, pass a `CachedEncoder` primed with every
+    prediction and gold text: one embedding call in all instead of one per pair."""
     if not prediction or not gold or not answer_key(prediction) or not answer_key(gold):
         return False
     nodes = [answer_node(truncate(text, max_chars), lang, (index,)) for index, text in enumerate((prediction, gold))]
