@@ -121,6 +121,15 @@ def ask(
     embedder: str | None = typer.Option(None, help="Open questions: embedder that clusters answers by meaning."),
     threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers "
                                                       "agree (default 0.80, tuned for EmbeddingGemma)."),
+    continue_spans: bool = typer.Option(True, "--continue-spans/--no-continue-spans",
+                                        help="Open questions: ask for the short span after the answer label where "
+                                             "a response has none."),
+    constrain_spans: bool = typer.Option(False, "--constrain-spans/--no-constrain-spans",
+                                         help="Open questions, llama.cpp: sample under a grammar that ends every "
+                                              "response with the answer line."),
+    gloss_spans: bool = typer.Option(True, "--gloss-spans/--no-gloss-spans",
+                                     help="Open questions: translate every answer span into English too and let "
+                                          "answers agree through it."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as one JSON object."),
 ) -> None:
     """Answer a question by cross-lingual self-consistency: ask it in several languages, sample answers
@@ -138,6 +147,7 @@ def ask(
         engine=EngineConfig.from_settings(engine, device=device, plain_prompts=plain_prompts, base_url=base_url, api_key=api_key,
                              tokenizer=tokenizer),
         cluster_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+        continue_spans=continue_spans, constrain_spans=constrain_spans, gloss_spans=gloss_spans,
         generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                     batch_size=batch_size))
     with err_console.status("Loading models..."):

@@ -80,3 +80,25 @@ def test_open_question_without_choices(tiny_lm_path: Path, tiny_embedder_path: P
 def test_open_question_bad_threshold(tiny_lm_path: Path) -> None:
     result = runner.invoke(app, ["ask", "Wie hoch?", "--lang", "de", "--threshold", "3", "--model", str(tiny_lm_path)])
     assert result.exit_code == 2 and "threshold" in result.output
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ([], (True, False, True)),
+    (["--no-continue-spans", "--constrain-spans", "--no-gloss-spans"], (False, True, False)),
+])
+def test_open_span_flags_reach_the_pipeline(monkeypatch: pytest.MonkeyPatch, flags: list[str],
+                                            expected: tuple[bool, bool, bool]) -> None:
+    from calm_rag.errors import CalmRagError
+    from calm_rag.pipelines.qa import CalmQA, QAConfig
+
+    seen: list[QAConfig] = []
+
+    def capture(config: QAConfig) -> CalmQA:
+        seen.append(config)
+        raise CalmRagError("stopped after reading the settings")
+
+    monkeypatch.setattr(CalmQA, "from_config", capture)
+    result = runner.invoke(app, ["ask", "Wie hoch ist der Eiffelturm?", "--lang", "de", *flags])
+    assert result.exit_code == 2 and "stopped after reading the settings" in result.output
+    [config] = seen
+    assert (config.continue_spans, config.constrain_spans, config.gloss_spans) == expected

@@ -68,3 +68,22 @@ def test_open_questions_without_consensus_train_nothing(tmp_path: Path, recipe: 
                                  "--config", str(recipe), "--out", str(out)])
     assert result.exit_code == 2 and "3 were tied" in result.output
     assert not out.exists() and not list(tmp_path.glob(".none*"))
+
+
+@pytest.mark.parametrize("flag", ["--gloss-spans", "--no-gloss-spans"])
+def test_gloss_spans_flag_decides_whether_spans_get_english_glosses(tmp_path: Path, recipe: Path,
+                                                                     tiny_lm_path: Path, fakes: None,
+                                                                     flag: str) -> None:
+    data = write_open_dataset(tmp_path / "open")
+    out = tmp_path / "open-calm"
+    result = runner.invoke(app, ["train", str(data), "--split", "train", "--samples", "2", "--model",
+                                 str(tiny_lm_path), "--config", str(recipe), "--out", str(out), flag])
+    assert result.exit_code == 0, result.output
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    glosses = {item["gloss"] for record in samples for lang, items in record["languages"].items() if lang != "en"
+               for item in items}
+    if flag == "--gloss-spans":
+        assert glosses == {"[en] 巴黎", "[en] Berlin"}  # the fakes tag each span as its translation
+    else:
+        assert glosses == {None}
+    assert json.loads((out / "manifest.json").read_text())["config"]["gloss_spans"] is (flag == "--gloss-spans")
