@@ -144,3 +144,14 @@ API_KEY = typer.Option(None, "--api-key", envvar="CALM_RAG_OPENAI_API_KEY", help
 TOKENIZER = typer.Option(None, "--tokenizer", help="openai/llama.cpp: where the tokenizer and chat template come from "
                                                    "when --model is a served name calm-rag does not know.")
 
+
+# Open-question span settings shared by ask, eval and train; None means "not given" (the config's default holds).
+CONTINUE_SPANS = typer.Option(None, "--continue-spans/--no-continue-spans",
+                              help="Open questions: ask for the short span after the answer label where a response "
+                                   "has none (default: on).")
+CONSTRAIN_SPANS = typer.Option(None, "--constrain-spans/--no-constrain-spans",
+                               help="Open questions, llama.cpp: sample under a grammar that ends every response with "
+                                    "the answer line (default: off).")
+GLOSS_SPANS = typer.Option(None, "--gloss-spans/--no-gloss-spans",
+                           help="Open questions: translate every answer span into English too and let answers agree "
+                                "through it (default: on).")

@@ -11,7 +11,10 @@ import typer
 from calm_rag.cli.app import (
     API_KEY,
     BASE_URL,
+    CONSTRAIN_SPANS,
+    CONTINUE_SPANS,
     ENGINE,
+    GLOSS_SPANS,
     TOKENIZER,
     cli_command,
     console,
@@ -121,15 +124,9 @@ def ask(
     embedder: str | None = typer.Option(None, help="Open questions: embedder that clusters answers by meaning."),
     threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers "
                                                       "agree (default 0.80, tuned for EmbeddingGemma)."),
-    continue_spans: bool = typer.Option(True, "--continue-spans/--no-continue-spans",
-                                        help="Open questions: ask for the short span after the answer label where "
-                                             "a response has none."),
-    constrain_spans: bool = typer.Option(False, "--constrain-spans/--no-constrain-spans",
-                                         help="Open questions, llama.cpp: sample under a grammar that ends every "
-                                              "response with the answer line."),
-    gloss_spans: bool = typer.Option(True, "--gloss-spans/--no-gloss-spans",
-                                     help="Open questions: translate every answer span into English too and let "
-                                          "answers agree through it."),
+    continue_spans: bool | None = CONTINUE_SPANS,
+    constrain_spans: bool | None = CONSTRAIN_SPANS,
+    gloss_spans: bool | None = GLOSS_SPANS,
     as_json: bool = typer.Option(False, "--json", help="Print the answer as one JSON object."),
 ) -> None:
     """Answer a question by cross-lingual self-consistency: ask it in several languages, sample answers
@@ -147,7 +144,8 @@ def ask(
         engine=EngineConfig.from_settings(engine, device=device, plain_prompts=plain_prompts, base_url=base_url, api_key=api_key,
                              tokenizer=tokenizer),
         cluster_threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-        continue_spans=continue_spans, constrain_spans=constrain_spans, gloss_spans=gloss_spans,
+        **{name: value for name, value in (("continue_spans", continue_spans), ("constrain_spans", constrain_spans),
+                                           ("gloss_spans", gloss_spans)) if value is not None},
         generation=GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
                                     batch_size=batch_size))
     with err_console.status("Loading models..."):

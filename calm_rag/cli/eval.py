@@ -9,7 +9,10 @@ import typer
 from calm_rag.cli.app import (
     API_KEY,
     BASE_URL,
+    CONSTRAIN_SPANS,
+    CONTINUE_SPANS,
     ENGINE,
+    GLOSS_SPANS,
     TOKENIZER,
     cli_command,
     console,
@@ -61,15 +64,9 @@ def eval_command(
     threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers (or an "
                                                       "answer and the gold) mean the same (default: 0.80, tuned for "
                                                       "EmbeddingGemma)."),
-    continue_spans: bool | None = typer.Option(None, "--continue-spans/--no-continue-spans",
-                                               help="Open questions: ask for the short span after the answer label "
-                                                    "where a response has none (default: on)."),
-    constrain_spans: bool | None = typer.Option(None, "--constrain-spans/--no-constrain-spans",
-                                                help="Open questions, llama.cpp: sample under a grammar that ends "
-                                                     "every response with the answer line (default: off)."),
-    gloss_spans: bool | None = typer.Option(None, "--gloss-spans/--no-gloss-spans",
-                                            help="Open questions: translate every answer span into English too and "
-                                                 "let answers agree through it (default: on)."),
+    continue_spans: bool | None = CONTINUE_SPANS,
+    constrain_spans: bool | None = CONSTRAIN_SPANS,
+    gloss_spans: bool | None = GLOSS_SPANS,
     continue_letters: bool | None = typer.Option(None, "--continue-letters/--no-continue-letters",
                                                  help="Multiple choice, cot mode: read the letter after the answer "
                                                       "label where a sample states none (default: on)."),

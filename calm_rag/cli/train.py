@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from calm_rag.cli.app import cli_command, console, err_console, percent, print_json
+from calm_rag.cli.app import GLOSS_SPANS, cli_command, console, err_console, percent, print_json
 from calm_rag.errors import CalmRagError
 from calm_rag.progress import ProgressDisplay
 from calm_rag.training.config import CalmTrainConfig
@@ -85,9 +85,7 @@ def train(
                                                    "(default: settings)."),
     threshold: float | None = typer.Option(None, help="Open questions: cosine similarity at which two answers are "
                                                       "the same answer (default: 0.80)."),
-    gloss_spans: bool | None = typer.Option(None, "--gloss-spans/--no-gloss-spans",
-                                            help="Open questions: translate every answer span into English too and "
-                                                 "let answers agree through it (default: on)."),
+    gloss_spans: bool | None = GLOSS_SPANS,
     epochs: float | None = typer.Option(None, help="DPO epochs."),
     learning_rate: float | None = typer.Option(None, help="DPO learning rate."),
     batch_size: int | None = typer.Option(None, min=1, help="Pairs per device batch."),
@@ -116,7 +114,8 @@ def train(
     config = CalmTrainConfig.from_toml(Path(config_file)) if config_file else CalmTrainConfig()
     config = config.with_overrides(
         languages=languages, samples=samples, mode=mode, model=model, rounds=rounds, permute=permute,
-        min_support=min_support, min_margin=min_margin, embedder=embedder, cluster_threshold=threshold, gloss_spans=gloss_spans,
+        min_support=min_support, min_margin=min_margin, embedder=embedder, cluster_threshold=threshold,
+        gloss_spans=gloss_spans,
         epochs=epochs, learning_rate=learning_rate,
         batch_size=batch_size, max_length=max_length, beta=beta, seed=seed, device=device, dtype=dtype,
         engine=engine, base_url=base_url, dev_questions=dev, sample_chunk=sample_chunk, dev_check=dev_check,
